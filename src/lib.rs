@@ -1,0 +1,11 @@
+//! OneNIP anomaly detection engine.
+//!
+//! Everything the GStreamer elements need that is not GStreamer: locating and loading
+//! ONNX Runtime (one process-wide environment), choosing the execution provider and
+//! reporting what really runs. No GStreamer types appear in this API.
+
+pub mod provider;
+pub mod runtime;
+
+pub use provider::{ExecutionProvider, Fallback, ProviderOptions, ProviderReport, SessionBuild};
+pub use runtime::{OrtRuntime, RuntimeError};
