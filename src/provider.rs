@@ -61,7 +61,9 @@ impl FromStr for ExecutionProvider {
         Self::ALL
             .into_iter()
             .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown execution provider '{s}' (expected auto, tensorrt, cuda or cpu)"))
+            .ok_or_else(|| {
+                format!("unknown execution provider '{s}' (expected auto, tensorrt, cuda or cpu)")
+            })
     }
 }
 
@@ -119,7 +121,11 @@ impl ProviderReport {
 
 impl fmt::Display for ProviderReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "requested {}, running on {}", self.requested, self.active)?;
+        write!(
+            f,
+            "requested {}, running on {}",
+            self.requested, self.active
+        )?;
         for fb in &self.fallbacks {
             write!(f, "; {} unavailable: {}", fb.provider, fb.reason)?;
         }
@@ -131,7 +137,9 @@ impl fmt::Display for ProviderReport {
 pub enum SessionError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("{model}: execution provider {provider} unavailable and strict-provider is set: {reason}")]
+    #[error(
+        "{model}: execution provider {provider} unavailable and strict-provider is set: {reason}"
+    )]
     Strict {
         model: PathBuf,
         provider: ExecutionProvider,
@@ -149,7 +157,10 @@ pub struct SessionBuild {
 }
 
 /// Builds a session for `model`, registering providers explicitly as `options` ask.
-pub fn build_session(model: &Path, options: &ProviderOptions) -> Result<SessionBuild, SessionError> {
+pub fn build_session(
+    model: &Path,
+    options: &ProviderOptions,
+) -> Result<SessionBuild, SessionError> {
     let rt = runtime::runtime()?;
     let mut fallbacks = Vec::new();
 
@@ -166,7 +177,10 @@ pub fn build_session(model: &Path, options: &ProviderOptions) -> Result<SessionB
                 })
             }
             Err(reason) => {
-                log::warn!("{}: {provider} unavailable, falling back: {reason}", model.display());
+                log::warn!(
+                    "{}: {provider} unavailable, falling back: {reason}",
+                    model.display()
+                );
                 fallbacks.push(Fallback { provider, reason });
             }
         }
@@ -207,7 +221,11 @@ pub fn build_session(model: &Path, options: &ProviderOptions) -> Result<SessionB
     })
 }
 
-fn base_builder(rt: &runtime::OrtRuntime, model: &Path, options: &ProviderOptions) -> Result<SessionBuilder, String> {
+fn base_builder(
+    rt: &runtime::OrtRuntime,
+    model: &Path,
+    options: &ProviderOptions,
+) -> Result<SessionBuilder, String> {
     let err = |e: ort::Error| format!("{}: {e}", model.display());
     let mut builder = Session::builder(&rt.environment)
         .map_err(err)?

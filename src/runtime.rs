@@ -37,7 +37,9 @@ impl fmt::Display for CandidateSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EnvVar => f.write_str("ORT_DYLIB_PATH"),
-            Self::RecordedBySetup(file) => write!(f, "recorded by scripts/setup in {}", file.display()),
+            Self::RecordedBySetup(file) => {
+                write!(f, "recorded by scripts/setup in {}", file.display())
+            }
             Self::RecordedByInstall(file) => {
                 write!(f, "recorded by meson install in {}", file.display())
             }
@@ -67,7 +69,12 @@ fn not_found_message(attempts: &[Attempt]) -> String {
     let mut msg = String::from("ONNX Runtime library not found. Looked at:\n");
     for a in attempts {
         match &a.path {
-            Some(p) => msg.push_str(&format!("  - {} ({}): {}\n", p.display(), a.source, a.reason)),
+            Some(p) => msg.push_str(&format!(
+                "  - {} ({}): {}\n",
+                p.display(),
+                a.source,
+                a.reason
+            )),
             None => msg.push_str(&format!("  - {}: {}\n", a.source, a.reason)),
         }
     }
@@ -83,25 +90,32 @@ fn not_found_message(attempts: &[Attempt]) -> String {
 #[derive(Debug)]
 pub struct OrtRuntime {
     pub library: PathBuf,
+    /// Which place it was found through.
+    pub source: CandidateSource,
     pub version: String,
     pub environment: Environment,
 }
 
 /// The recorded-path files, in search order.
 pub fn record_files() -> Vec<CandidateSource> {
-    let mut files = vec![CandidateSource::RecordedBySetup(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(".ort-path"),
-    )];
+    // An installed plugin prefers its own record: the source tree may be gone.
+    let mut files = Vec::new();
     if let Some(datadir) = INSTALLED_DATADIR {
         files.push(CandidateSource::RecordedByInstall(
             Path::new(datadir).join("ort-path"),
         ));
     }
+    files.push(CandidateSource::RecordedBySetup(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".ort-path"),
+    ));
     files
 }
 
 /// Candidate library paths in search order; sources that give no path become failed attempts.
-fn candidates(env_value: Option<String>, records: &[CandidateSource]) -> (Vec<(CandidateSource, PathBuf)>, Vec<Attempt>) {
+fn candidates(
+    env_value: Option<String>,
+    records: &[CandidateSource],
+) -> (Vec<(CandidateSource, PathBuf)>, Vec<Attempt>) {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
 
@@ -178,7 +192,10 @@ pub fn loaded() -> Option<&'static OrtRuntime> {
 /// environment. Normal code calls [`runtime`]; this is public so that tools and tests can
 /// search other places. Only the first success in a process counts (ONNX Runtime allows
 /// one environment), so call it at most once.
-pub fn load_from(env_value: Option<String>, records: &[CandidateSource]) -> Result<OrtRuntime, RuntimeError> {
+pub fn load_from(
+    env_value: Option<String>,
+    records: &[CandidateSource],
+) -> Result<OrtRuntime, RuntimeError> {
     let (found, mut attempts) = candidates(env_value, records);
     let mut loaded = None;
     for (source, path) in found {
@@ -193,7 +210,7 @@ pub fn load_from(env_value: Option<String>, records: &[CandidateSource]) -> Resu
         // ort keeps the first library that loads; a failed try leaves nothing behind.
         match ort::init_from(&path) {
             Ok(builder) => {
-                loaded = Some((path, builder));
+                loaded = Some((source, path, builder));
                 break;
             }
             Err(e) => attempts.push(Attempt {
@@ -203,20 +220,25 @@ pub fn load_from(env_value: Option<String>, records: &[CandidateSource]) -> Resu
             }),
         }
     }
-    let Some((library, builder)) = loaded else {
+    let Some((source, library, builder)) = loaded else {
         return Err(RuntimeError::NotFound { attempts });
     };
-    let environment = builder
-        .with_name(ENVIRONMENT_NAME)
-        .build()
-        .map_err(|e| RuntimeError::Environment {
-            path: library.clone(),
-            reason: e.to_string(),
-        })?;
+    let environment =
+        builder
+            .with_name(ENVIRONMENT_NAME)
+            .build()
+            .map_err(|e| RuntimeError::Environment {
+                path: library.clone(),
+                reason: e.to_string(),
+            })?;
     let version = library_version(&library);
-    log::info!("ONNX Runtime {version} loaded from {}", library.display());
+    log::info!(
+        "ONNX Runtime {version} loaded from {} ({source})",
+        library.display()
+    );
     Ok(OrtRuntime {
         library,
+        source,
         version,
         environment,
     })
@@ -244,7 +266,9 @@ fn library_version(library: &Path) -> String {
         if version.is_null() {
             return "unknown".into();
         }
-        std::ffi::CStr::from_ptr(version).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(version)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -268,17 +292,26 @@ mod tests {
         std::fs::write(&record, "/opt/ort/libonnxruntime.so.1.32.0\n").unwrap();
         let records = [CandidateSource::RecordedByInstall(record.clone())];
         let (found, _) = candidates(Some("/env/libonnxruntime.so".into()), &records);
-        let paths: Vec<_> = found.iter().map(|(_, p)| p.to_string_lossy().into_owned()).collect();
+        let paths: Vec<_> = found
+            .iter()
+            .map(|(_, p)| p.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             paths,
-            ["/env/libonnxruntime.so", "/opt/ort/libonnxruntime.so.1.32.0", SYSTEM_LIBRARY]
+            [
+                "/env/libonnxruntime.so",
+                "/opt/ort/libonnxruntime.so.1.32.0",
+                SYSTEM_LIBRARY
+            ]
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn not_found_error_lists_every_place_and_the_fix() {
-        let records = [CandidateSource::RecordedBySetup(PathBuf::from("/nonexistent/.ort-path"))];
+        let records = [CandidateSource::RecordedBySetup(PathBuf::from(
+            "/nonexistent/.ort-path",
+        ))];
         let (_, mut attempts) = candidates(None, &records);
         attempts.push(Attempt {
             source: CandidateSource::SystemLoader,

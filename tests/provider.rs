@@ -43,21 +43,34 @@ fn cuda_not_strict_falls_back_to_cpu_and_says_why() {
     assert_eq!(build.report.fallbacks.len(), 1);
     let fallback = &build.report.fallbacks[0];
     assert_eq!(fallback.provider, ExecutionProvider::Cuda);
-    assert!(fallback.reason.contains("CUDA"), "reason: {}", fallback.reason);
+    assert!(
+        fallback.reason.contains("CUDA"),
+        "reason: {}",
+        fallback.reason
+    );
     let text = build.report.to_string();
-    assert!(text.contains("running on cpu") && text.contains("cuda unavailable"), "{text}");
+    assert!(
+        text.contains("running on cpu") && text.contains("cuda unavailable"),
+        "{text}"
+    );
 }
 
 #[test]
 fn cuda_strict_fails_with_the_reason() {
     let err = build_session(&tiny_model(), &options(ExecutionProvider::Cuda, true)).unwrap_err();
-    let SessionError::Strict { provider, reason, .. } = &err else {
+    let SessionError::Strict {
+        provider, reason, ..
+    } = &err
+    else {
         panic!("expected a strict-provider error, got {err}");
     };
     assert_eq!(*provider, ExecutionProvider::Cuda);
     assert!(reason.contains("CUDA"), "{reason}");
     let text = err.to_string();
-    assert!(text.contains("tiny-add.onnx") && text.contains("strict"), "{text}");
+    assert!(
+        text.contains("tiny-add.onnx") && text.contains("strict"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -65,7 +78,10 @@ fn auto_tries_tensorrt_and_cuda_then_runs_on_cpu() {
     let build = build_session(&tiny_model(), &options(ExecutionProvider::Auto, false)).unwrap();
     assert_eq!(build.report.active, ExecutionProvider::Cpu);
     let tried: Vec<_> = build.report.fallbacks.iter().map(|f| f.provider).collect();
-    assert_eq!(tried, [ExecutionProvider::TensorRt, ExecutionProvider::Cuda]);
+    assert_eq!(
+        tried,
+        [ExecutionProvider::TensorRt, ExecutionProvider::Cuda]
+    );
 }
 
 #[test]
@@ -88,6 +104,10 @@ fn a_missing_model_names_the_file() {
 #[test]
 fn runtime_reports_library_and_version() {
     let rt = onenip::runtime::runtime().unwrap();
-    assert!(rt.library.to_string_lossy().contains("onnxruntime"), "{:?}", rt.library);
+    assert!(
+        rt.library.to_string_lossy().contains("onnxruntime"),
+        "{:?}",
+        rt.library
+    );
     assert!(rt.version.starts_with("1."), "version {}", rt.version);
 }
