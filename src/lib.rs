@@ -4,6 +4,11 @@
 //! ONNX Runtime (one process-wide environment), choosing the execution provider and
 //! reporting what really runs. No GStreamer types appear in this API.
 
+pub mod detector;
+pub mod model;
+pub mod postprocess;
+pub mod preprocess;
+pub mod prompt_image;
 pub mod provider;
 pub mod runtime;
 
