@@ -12,5 +12,7 @@ pub mod prompt_image;
 pub mod provider;
 pub mod runtime;
 
+/// The `ort` crate this engine is built on, for callers that hold its tensors.
+pub use ort;
 pub use provider::{ExecutionProvider, Fallback, ProviderOptions, ProviderReport, SessionBuild};
 pub use runtime::{OrtRuntime, RuntimeError};

@@ -90,6 +90,9 @@ struct ModelJson {
     graphs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// A graph input or output: its name and shape.
+pub type Outlet = (&'static str, Vec<i64>);
+
 /// A validated model directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
@@ -194,7 +197,7 @@ impl ModelSpec {
         if s == 0 || s > 4096 {
             return Err(format!("input_size {s} is out of range (1..=4096)"));
         }
-        if self.feature_stride == 0 || s % self.feature_stride != 0 {
+        if self.feature_stride == 0 || !s.is_multiple_of(self.feature_stride) {
             return Err(format!(
                 "input_size {s} is not a multiple of feature_stride {}",
                 self.feature_stride
@@ -233,10 +236,7 @@ impl ModelSpec {
     }
 
     /// Inputs and outputs each graph must have, in order, with their shapes.
-    pub fn expected_io(
-        &self,
-        graph: Graph,
-    ) -> (Vec<(&'static str, Vec<i64>)>, Vec<(&'static str, Vec<i64>)>) {
+    pub fn expected_io(&self, graph: Graph) -> (Vec<Outlet>, Vec<Outlet>) {
         let s = self.input_size as i64;
         let h = self.feature_size() as i64;
         let n = self.num_tokens() as i64;

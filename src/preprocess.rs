@@ -597,6 +597,7 @@ impl Preprocessor {
         dst: Dest,
     ) -> Result<(), PreprocessError> {
         let size = self.size;
+        let n = self.pixels() * size_of::<P>();
         let crop = crop.unwrap_or(CropBox {
             left: 0.0,
             top: 0.0,
@@ -618,7 +619,6 @@ impl Preprocessor {
         self.resizer.resize_typed(src, &mut temp, &horizontal)?;
 
         // Vertical pass.
-        let n = self.pixels() * size_of::<P>();
         let buf = match dst {
             Main => &mut self.main[..n],
             ChromaFirst => &mut self.chroma[..n],

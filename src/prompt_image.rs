@@ -124,8 +124,11 @@ pub fn load_prompt(path: &Path, max_pixels: u64) -> Result<RgbImage, PromptError
     }
 
     let open = || -> Result<_, PromptError> {
-        let reader = ImageReader::open(path)
-            .and_then(ImageReader::with_guessed_format)
+        // The format comes from the content only (all supported formats have a magic
+        // number): a text file named `.png` is "not an image", a PNG named `.jpg` is fine.
+        let file = fs::File::open(path).map_err(io_error)?;
+        let reader = ImageReader::new(io::BufReader::new(file))
+            .with_guessed_format()
             .map_err(io_error)?;
         match reader.format() {
             Some(format) => Ok((reader, format)),

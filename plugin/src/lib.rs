@@ -9,8 +9,12 @@
 use gst::glib;
 
 pub mod detect;
+pub mod messages;
+pub mod meta;
+mod model_cache;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
     detect::register(plugin)?;
     Ok(())
 }

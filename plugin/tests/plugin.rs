@@ -31,14 +31,20 @@ fn plugin_lists_onenipdetect_with_metadata() {
 }
 
 #[test]
-fn onenipdetect_passes_frames_through_unchanged() {
+fn a_missing_model_fails_the_start_and_names_the_directory() {
     init();
-    let mut h = gst_check::Harness::new("onenipdetect");
-    h.set_src_caps_str("video/x-raw,format=RGB,width=8,height=4,framerate=30/1");
-    h.play();
-    let data: Vec<u8> = (0..8 * 4 * 3).map(|i| i as u8).collect();
-    let out = h
-        .push_and_pull(gst::Buffer::from_slice(data.clone()))
-        .unwrap();
-    assert_eq!(out.map_readable().unwrap().as_slice(), data.as_slice());
+    let pipeline = gst::parse::launch(
+        "videotestsrc num-buffers=1 ! onenipdetect model=/nonexistent/onenip-model ! fakesink",
+    )
+    .unwrap();
+    let bus = pipeline.bus().unwrap();
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    let text = err.error().to_string();
+    assert!(text.contains("/nonexistent/onenip-model"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+    pipeline.set_state(gst::State::Null).unwrap();
 }

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! `OnenipAnomalyMeta`: the result attached to every buffer leaving `onenipdetect`.
+//!
+//! GStreamer 1.22 has no analytics library, so the result is a `GstCustomMeta` whose
+//! structure any language can read (from Python: `buf.get_custom_meta("OnenipAnomalyMeta")
+//! .get_structure()`). [`AnomalyMeta`] is the typed Rust view of that structure. Each
+//! anomalous region is also attached as a standard `GstVideoRegionOfInterestMeta` of type
+//! `anomaly` with an `onenip` parameter structure holding its peak score.
+
+use gst::prelude::*;
+
+/// Name the custom meta is registered under.
+pub const META_NAME: &str = "OnenipAnomalyMeta";
+/// `GstVideoRegionOfInterestMeta` type of the anomalous regions.
+pub const ROI_TYPE: &str = "anomaly";
+/// Name of the parameter structure on those region metas.
+pub const ROI_PARAM: &str = "onenip";
+
+/// Registers the custom meta (idempotent). Called when the plugin loads.
+pub fn register() {
+    if !gst::meta::CustomMeta::is_registered(META_NAME) {
+        // No tags: the meta describes the whole frame and survives conversion and scaling
+        // (it records the frame size it refers to).
+        gst::meta::CustomMeta::register(META_NAME, &[]);
+    }
+}
+
+/// A box in frame pixels with its peak anomaly value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegionBox {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub peak: f32,
+}
+
+impl RegionBox {
+    pub const STRUCTURE_NAME: &'static str = "region";
+
+    pub fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder(Self::STRUCTURE_NAME)
+            .field("x", self.x)
+            .field("y", self.y)
+            .field("width", self.width)
+            .field("height", self.height)
+            .field("peak", self.peak)
+            .build()
+    }
+
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, glib::BoolError> {
+        let get_u32 = |name: &str| {
+            s.get::<u32>(name)
+                .map_err(|e| glib::bool_error!("region field {name}: {e}"))
+        };
+        Ok(Self {
+            x: get_u32("x")?,
+            y: get_u32("y")?,
+            width: get_u32("width")?,
+            height: get_u32("height")?,
+            peak: s
+                .get::<f32>("peak")
+                .map_err(|e| glib::bool_error!("region field peak: {e}"))?,
+        })
+    }
+
+    pub fn to_array(regions: &[RegionBox]) -> gst::Array {
+        gst::Array::new(regions.iter().map(|r| r.to_structure().to_send_value()))
+    }
+
+    pub fn from_array(array: &gst::Array) -> Result<Vec<RegionBox>, glib::BoolError> {
+        array
+            .iter()
+            .map(|v| {
+                let s = v
+                    .get::<gst::Structure>()
+                    .map_err(|e| glib::bool_error!("region is not a structure: {e}"))?;
+                RegionBox::from_structure(&s)
+            })
+            .collect()
+    }
+}
+
+/// The typed content of `OnenipAnomalyMeta`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyMeta {
+    /// Image score (max of the 16x16-pooled anomaly map).
+    pub score: f32,
+    /// `score > image_threshold`.
+    pub anomalous: bool,
+    pub image_threshold: f32,
+    pub pixel_threshold: f32,
+    /// The inspected part of the frame: x, y, width, height in frame pixels.
+    pub roi: (u32, u32, u32, u32),
+    /// The frame size every coordinate here refers to.
+    pub frame_width: u32,
+    pub frame_height: u32,
+    /// The anomaly map over the roi, GRAY8, `map_width` x `map_height`, tightly packed;
+    /// value = byte * `map_scale`.
+    pub map: Option<gst::Buffer>,
+    pub map_width: u32,
+    pub map_height: u32,
+    pub map_scale: f32,
+    /// Regions above the pixel threshold, in frame pixels, highest peak first.
+    pub regions: Vec<RegionBox>,
+    /// True when this frame was not inferred (inference-interval, QoS) and carries the last
+    /// result.
+    pub stale: bool,
+    /// Time spent on this frame's inference (pre-processing, models, post-processing).
+    pub latency: gst::ClockTime,
+    /// Execution provider that ran the models.
+    pub provider: String,
+}
+
+impl AnomalyMeta {
+    pub fn to_structure(&self) -> gst::Structure {
+        let mut s = gst::Structure::new_empty(META_NAME);
+        self.write_fields(&mut s);
+        s
+    }
+
+    /// Writes every field into `s` (the meta's own structure: no intermediate copy).
+    fn write_fields(&self, s: &mut gst::StructureRef) {
+        let (rx, ry, rw, rh) = self.roi;
+        s.set("score", self.score);
+        s.set("anomalous", self.anomalous);
+        s.set("image-threshold", self.image_threshold);
+        s.set("pixel-threshold", self.pixel_threshold);
+        s.set("roi-x", rx);
+        s.set("roi-y", ry);
+        s.set("roi-width", rw);
+        s.set("roi-height", rh);
+        s.set("frame-width", self.frame_width);
+        s.set("frame-height", self.frame_height);
+        if let Some(map) = &self.map {
+            s.set("map", map);
+        }
+        s.set("map-width", self.map_width);
+        s.set("map-height", self.map_height);
+        s.set("map-scale", self.map_scale);
+        s.set("regions", RegionBox::to_array(&self.regions));
+        s.set("stale", self.stale);
+        s.set("latency", self.latency);
+        s.set("provider", &self.provider);
+    }
+
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, glib::BoolError> {
+        macro_rules! get {
+            ($name:literal) => {
+                s.get($name)
+                    .map_err(|e| glib::bool_error!("{} field {}: {}", META_NAME, $name, e))?
+            };
+        }
+        Ok(Self {
+            score: get!("score"),
+            anomalous: get!("anomalous"),
+            image_threshold: get!("image-threshold"),
+            pixel_threshold: get!("pixel-threshold"),
+            roi: (
+                get!("roi-x"),
+                get!("roi-y"),
+                get!("roi-width"),
+                get!("roi-height"),
+            ),
+            frame_width: get!("frame-width"),
+            frame_height: get!("frame-height"),
+            map: s
+                .get_optional("map")
+                .map_err(|e| glib::bool_error!("{META_NAME} field map: {e}"))?,
+            map_width: get!("map-width"),
+            map_height: get!("map-height"),
+            map_scale: get!("map-scale"),
+            regions: RegionBox::from_array(&get!("regions"))?,
+            stale: get!("stale"),
+            latency: get!("latency"),
+            provider: get!("provider"),
+        })
+    }
+
+    /// Attaches this result to `buffer`: the custom meta, plus one region-of-interest meta
+    /// per region.
+    pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
+        {
+            let mut meta = gst::meta::CustomMeta::add(buffer, META_NAME)?;
+            self.write_fields(meta.mut_structure());
+        }
+        for r in &self.regions {
+            let mut roi = gst_video::VideoRegionOfInterestMeta::add(
+                buffer,
+                ROI_TYPE,
+                (r.x, r.y, r.width, r.height),
+            );
+            roi.add_param(
+                gst::Structure::builder(ROI_PARAM)
+                    .field("score", r.peak)
+                    .field("image-score", self.score)
+                    .build(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the result attached to `buffer`, if any.
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, glib::BoolError>> {
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, META_NAME).ok()?;
+        Some(Self::from_structure(meta.structure()))
+    }
+
+    /// The anomaly map's bytes, if present.
+    pub fn map_bytes(&self) -> Option<gst::buffer::MappedBuffer<gst::buffer::Readable>> {
+        self.map.clone()?.into_mapped_buffer_readable().ok()
+    }
+}
