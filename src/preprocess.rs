@@ -8,9 +8,10 @@
 //! 1. the frame planes are read in place through a strided view (no copy, row padding and
 //!    odd widths allowed), limited to the region of interest;
 //! 2. each plane is resized straight to `S`x`S` (aspect ratio ignored) with the antialiased
-//!    bilinear convolution of `fast_image_resize`, which is Pillow's algorithm and rounds to
-//!    8 bits like Pillow does. Like Pillow, the horizontal pass runs first and its result
-//!    is rounded to 8 bits before the vertical pass (see [`Preprocessor`]);
+//!    bilinear convolution of `fast_image_resize`, which is Pillow's algorithm. Like
+//!    Pillow, the horizontal pass runs first and is rounded to 8 bits before the vertical
+//!    pass (two `fast_image_resize` calls through a reused buffer: its own single call runs
+//!    the vertical pass first, which puts a fifth of the bytes one step off Pillow);
 //! 3. the resized 8-bit pixels are normalised through a per-channel lookup table
 //!    (`u8` -> `f32`) while being scattered into the planar output, which is also where
 //!    channel order (BGR, alpha or padding bytes) and gray replication are handled.
@@ -21,10 +22,10 @@
 //! close to, but not bit-exact with, converting first: resizing and the (affine, but
 //! clamped and rounded) colour conversion do not commute exactly.
 //!
-//! All buffers are allocated in [`Preprocessor::new`] (or grown once when a larger region
-//! of interest first appears); [`Preprocessor::run`] allocates nothing itself. Note that
-//! `fast_image_resize` computes its filter coefficients on every call, in small vectors of
-//! a few kilobytes.
+//! All buffers are allocated in [`Preprocessor::new`] (or grown once when a taller frame or
+//! region of interest first appears); [`Preprocessor::run`] allocates nothing itself. Note
+//! that `fast_image_resize` 6 has no way to keep filter coefficients between calls: it
+//! recomputes them on every call, in small vectors (about 2 x `S` allocations per plane).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -382,11 +383,13 @@ impl YuvTables {
 
 /// Turns frames into the model input tensor, reusing its buffers from frame to frame.
 ///
-/// One `Preprocessor` per stream (it is not `Sync`-shared; each call needs `&mut self`).
-/// It matches Pillow's `Image.resize((S, S), Image.BILINEAR)` on 8-bit images exactly
-/// for packed RGB/BGR (with or without a fourth byte) and gray frames, and for the prompt
-/// image: like Pillow it resizes horizontally first, rounds to 8 bits, then resizes
-/// vertically (two `fast_image_resize` passes through a reused intermediate buffer).
+/// One `Preprocessor` per stream; each call needs `&mut self`.
+///
+/// Parity with Pillow: the filter, the pass order and the 8-bit rounding are Pillow's, but
+/// `fast_image_resize` quantises the filter weights to 15-bit integers where Pillow uses
+/// 22 bits, so for some scale factors a small share of the resized bytes (under 1 % in the
+/// tests) is one step off, which is at most `1 / 255 / std` (0.0175) in the tensor. Scale
+/// factors with short filters (for example exact 2x or 4x reductions) are bit-exact.
 pub struct Preprocessor {
     size: u32,
     /// `(v / 255 - mean[c]) / std[c]` for every byte value `v`, per channel.

@@ -157,6 +157,22 @@ pub fn load_prompt(path: &Path, max_pixels: u64) -> Result<RgbImage, PromptError
         });
     }
 
+    // The JPEG decoder fills a truncated scan with gray instead of failing: look for the
+    // end-of-image marker after the first scan (scan data cannot contain it: the encoder
+    // escapes 0xFF bytes). Thumbnails in the metadata, before the scan, have their own.
+    if format == ImageFormat::Jpeg {
+        let bytes = fs::read(path).map_err(io_error)?;
+        let scan = bytes.windows(2).position(|m| m == [0xff, 0xda]);
+        let complete = scan.is_some_and(|at| bytes[at..].windows(2).any(|m| m == [0xff, 0xd9]));
+        if !complete {
+            return Err(PromptError::Truncated {
+                path: owned(),
+                format: format_name(format),
+                reason: "the image data ends before the end-of-image marker".into(),
+            });
+        }
+    }
+
     // Second pass: decode under limits derived from the (accepted) header size. 16 bytes
     // per pixel covers the widest decoded type (RGBA f32); the margin is for decoder state.
     let (mut reader, format) = open()?;
@@ -238,6 +254,7 @@ fn is_truncation(reason: &str) -> bool {
         "eof",
         "truncated",
         "not enough data",
+        "not enough bytes",
         "unexpected end",
     ]
     .iter()
