@@ -4,7 +4,7 @@
 //! plugin scanner never blacklists the plugin when the library is absent. The library is
 //! searched for in this order, the first that loads wins:
 //!
-//! 1. the `ORT_DYLIB_PATH` environment variable;
+//! 1. the `ORT_DYLIB_PATH` environment variable (when set, it is the only place tried);
 //! 2. the path recorded by `scripts/setup` (`.ort-path` in the source tree) or by
 //!    `meson install` (`<datadir>/gst-onenip/ort-path`);
 //! 3. `libonnxruntime.so.1` on the system loader path.
@@ -120,6 +120,8 @@ fn candidates(
     let mut skipped = Vec::new();
 
     match env_value {
+        // An explicit choice is the only one tried: silently loading another library
+        // instead would hide the user's mistake.
         Some(v) if !v.trim().is_empty() => {
             let path = PathBuf::from(v.trim());
             if path.is_absolute() {
@@ -131,6 +133,7 @@ fn candidates(
                     reason: "not an absolute path".into(),
                 });
             }
+            return (found, skipped);
         }
         _ => skipped.push(Attempt {
             source: CandidateSource::EnvVar,
@@ -279,31 +282,34 @@ mod tests {
     #[test]
     fn relative_env_path_is_refused_and_reported() {
         let (found, skipped) = candidates(Some("libonnxruntime.so".into()), &[]);
-        assert_eq!(found.len(), 1, "only the system loader remains");
-        assert_eq!(found[0].0, CandidateSource::SystemLoader);
+        assert!(found.is_empty(), "an explicit choice is the only one tried");
         assert_eq!(skipped[0].reason, "not an absolute path");
     }
 
     #[test]
-    fn search_order_is_env_then_records_then_system() {
+    fn search_order_is_records_then_system_and_env_alone_when_set() {
         let dir = std::env::temp_dir().join(format!("onenip-rt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let record = dir.join("ort-path");
         std::fs::write(&record, "/opt/ort/libonnxruntime.so.1.32.0\n").unwrap();
-        let records = [CandidateSource::RecordedByInstall(record.clone())];
-        let (found, _) = candidates(Some("/env/libonnxruntime.so".into()), &records);
-        let paths: Vec<_> = found
-            .iter()
-            .map(|(_, p)| p.to_string_lossy().into_owned())
-            .collect();
+        let records = [
+            CandidateSource::RecordedByInstall(record.clone()),
+            CandidateSource::RecordedBySetup(dir.join("missing")),
+        ];
+        let paths = |found: Vec<(CandidateSource, PathBuf)>| -> Vec<String> {
+            found
+                .iter()
+                .map(|(_, p)| p.to_string_lossy().into_owned())
+                .collect()
+        };
+        let (found, skipped) = candidates(None, &records);
         assert_eq!(
-            paths,
-            [
-                "/env/libonnxruntime.so",
-                "/opt/ort/libonnxruntime.so.1.32.0",
-                SYSTEM_LIBRARY
-            ]
+            paths(found),
+            ["/opt/ort/libonnxruntime.so.1.32.0", SYSTEM_LIBRARY]
         );
+        assert_eq!(skipped.len(), 2, "env not set, setup record missing");
+        let (found, _) = candidates(Some("/env/libonnxruntime.so".into()), &records);
+        assert_eq!(paths(found), ["/env/libonnxruntime.so"]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -556,12 +556,18 @@ impl BaseTransformImpl for OnenipDetect {
             report
         );
         if report.fell_back() {
+            let tried: Vec<String> = report
+                .fallbacks
+                .iter()
+                .map(|f| f.provider.to_string())
+                .collect();
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
                 (
-                    "Execution provider {} unavailable, running on {}",
+                    "Execution provider {} unavailable ({} not usable), running on {}",
                     report.requested,
+                    tried.join(", "),
                     report.active
                 ),
                 ["{}", report]
