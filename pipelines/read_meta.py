@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Reads onenipdetect's results from Python (PyGObject), the two ways an application can.
 
 - the `OnenipAnomalyMeta` custom meta on each buffer: score, decision, thresholds, roi,

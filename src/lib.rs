@@ -10,6 +10,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod prompt_image;
 pub mod provider;
+pub mod resample;
 pub mod runtime;
 
 /// The `ort` crate this engine is built on, for callers that hold its tensors.

@@ -7,11 +7,11 @@
 //!
 //! 1. the frame planes are read in place through a strided view (no copy, row padding and
 //!    odd widths allowed), limited to the region of interest;
-//! 2. each plane is resized straight to `S`x`S` (aspect ratio ignored) with the antialiased
-//!    bilinear convolution of `fast_image_resize`, which is Pillow's algorithm. Like
-//!    Pillow, the horizontal pass runs first and is rounded to 8 bits before the vertical
-//!    pass (two `fast_image_resize` calls through a reused buffer: its own single call runs
-//!    the vertical pass first, which puts a fifth of the bytes one step off Pillow);
+//! 2. each plane is resized straight to `S`x`S` (aspect ratio ignored) with our own
+//!    implementation of Pillow's antialiased bilinear resize ([`crate::resample`]): same
+//!    22-bit weights, pass order and 8-bit rounding, so packed RGB and gray frames give
+//!    exactly the bytes of `Image.resize` (a resize crate was one step off on ~1 % of
+//!    them, and allocated on every frame);
 //! 3. the resized 8-bit pixels are normalised through a per-channel lookup table
 //!    (`u8` -> `f32`) while being scattered into the planar output, which is also where
 //!    channel order (BGR, alpha or padding bytes) and gray replication are handled.
@@ -22,19 +22,14 @@
 //! close to, but not bit-exact with, converting first: resizing and the (affine, but
 //! clamped and rounded) colour conversion do not commute exactly.
 //!
-//! All buffers are allocated in [`Preprocessor::new`] (or grown once when a taller frame or
-//! region of interest first appears); [`Preprocessor::run`] allocates nothing itself. Note
-//! that `fast_image_resize` 6 has no way to keep filter coefficients between calls: it
-//! recomputes them on every call, in small vectors (about 2 x `S` allocations per plane).
+//! The filter weights are computed once per geometry (frame or region size, output size)
+//! and kept, with the intermediate buffers, in the [`Preprocessor`]; they are recomputed
+//! only when the geometry changes (caps renegotiation, a new region of interest). Once a
+//! geometry has been seen, [`Preprocessor::run`] allocates nothing.
 
 use std::fmt;
-use std::marker::PhantomData;
 
-use fast_image_resize::images::TypedImage;
-use fast_image_resize::pixels::{U8x2, U8x3, U8x4, U8};
-use fast_image_resize::{
-    CropBox, FilterType, ImageView, PixelTrait, ResizeAlg, ResizeError, ResizeOptions, Resizer,
-};
+use crate::resample::{Resampler, SrcRect, Window};
 
 /// ImageNet mean, the normalisation of every bundled model.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -263,77 +258,6 @@ pub enum PreprocessError {
         /// Frame height.
         height: u32,
     },
-    /// `fast_image_resize` refused the resize (a bug: every input is validated first).
-    #[error("resize failed: {0}")]
-    Resize(#[from] ResizeError),
-}
-
-/// Pixel types made of `u8` components only, which a byte slice can be viewed as.
-///
-/// # Safety
-/// Implementors must have alignment 1, no padding and accept any bit pattern.
-unsafe trait BytePixel: PixelTrait {}
-// SAFETY: `fast_image_resize` pixels are `repr(C)` wrappers of `[u8; N]` (or `u8`).
-unsafe impl BytePixel for U8 {}
-// SAFETY: as above.
-unsafe impl BytePixel for U8x2 {}
-// SAFETY: as above.
-unsafe impl BytePixel for U8x3 {}
-// SAFETY: as above.
-unsafe impl BytePixel for U8x4 {}
-
-/// A borrowed rectangle of a strided 8-bit plane, seen as an image by `fast_image_resize`.
-struct StridedView<'a, P> {
-    data: &'a [u8],
-    stride: usize,
-    width: u32,
-    height: u32,
-    pixel: PhantomData<fn() -> P>,
-}
-
-impl<'a, P: BytePixel> StridedView<'a, P> {
-    /// The `width`x`height` rectangle at (`x`, `y`) of `plane`.
-    ///
-    /// The caller has checked that `plane` holds the whole rectangle, so that row slicing in
-    /// [`ImageView::iter_rows`] never fails; this is asserted here too.
-    fn new(plane: &Plane<'a>, x: u32, y: u32, width: u32, height: u32) -> Self {
-        let px = size_of::<P>();
-        let start = y as usize * plane.stride + x as usize * px;
-        let end = start + (height as usize - 1) * plane.stride + width as usize * px;
-        assert!(width > 0 && height > 0 && end <= plane.data.len());
-        Self {
-            data: &plane.data[start..end],
-            stride: plane.stride,
-            width,
-            height,
-            pixel: PhantomData,
-        }
-    }
-}
-
-// SAFETY: every row returned has exactly `width` pixels.
-unsafe impl<P: BytePixel> ImageView for StridedView<'_, P> {
-    type Pixel = P;
-
-    fn width(&self) -> u32 {
-        self.width
-    }
-
-    fn height(&self) -> u32 {
-        self.height
-    }
-
-    fn iter_rows(&self, start_row: u32) -> impl Iterator<Item = &[P]> {
-        let row_bytes = self.width as usize * size_of::<P>();
-        (start_row..self.height).map(move |y| {
-            let start = y as usize * self.stride;
-            let row = &self.data[start..start + row_bytes];
-            // SAFETY: `P: BytePixel` has alignment 1, no padding and no invalid values.
-            let (head, pixels, tail) = unsafe { row.align_to::<P>() };
-            debug_assert!(head.is_empty() && tail.is_empty());
-            pixels
-        })
-    }
 }
 
 /// BT.601 limited-range YUV to RGB in 16-bit fixed point, one table per term.
@@ -385,24 +309,22 @@ impl YuvTables {
 ///
 /// One `Preprocessor` per stream; each call needs `&mut self`.
 ///
-/// Parity with Pillow: the filter, the pass order and the 8-bit rounding are Pillow's, but
-/// `fast_image_resize` quantises the filter weights to 15-bit integers where Pillow uses
-/// 22 bits, so for some scale factors a small share of the resized bytes (under 1 % in the
-/// tests) is one step off, which is at most `1 / 255 / std` (0.0175) in the tensor. Scale
-/// factors with short filters (for example exact 2x or 4x reductions) are bit-exact.
+/// Parity with Pillow: packed RGB, gray and their regions of interest give exactly the
+/// tensor of the Python transform (same filter weights, pass order and rounding, see
+/// [`crate::resample`]).
 pub struct Preprocessor {
     size: u32,
     /// `(v / 255 - mean[c]) / std[c]` for every byte value `v`, per channel.
     lut: [[f32; 256]; 3],
     yuv: YuvTables,
-    resizer: Resizer,
-    options: ResizeOptions,
+    /// Resize of the first plane (packed pixels, gray or Y), weights cached per geometry.
+    main_resampler: Resampler,
+    /// Resize of the first chroma plane (U, or UV for NV12).
+    chroma_resamplers: [Resampler; 2],
     /// Resized first plane (packed pixels, gray or Y), `size * size * 4` bytes.
     main: Vec<u8>,
     /// Resized chroma (U then V for I420, interleaved UV for NV12), `size * size * 2` bytes.
     chroma: Vec<u8>,
-    /// Result of the horizontal pass: `size` columns, as many rows as the source region.
-    temp: Vec<u8>,
 }
 
 impl fmt::Debug for Preprocessor {
@@ -434,13 +356,10 @@ impl Preprocessor {
             size,
             lut,
             yuv: YuvTables::new(),
-            resizer: Resizer::new(),
-            options: ResizeOptions::new()
-                .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-                .use_alpha(false),
+            main_resampler: Resampler::default(),
+            chroma_resamplers: Default::default(),
             main: vec![0; pixels * 4],
             chroma: vec![0; pixels * 2],
-            temp: Vec::new(),
         })
     }
 
@@ -488,28 +407,28 @@ impl Preprocessor {
         let layout = frame.layout;
         match layout {
             PixelLayout::Rgb | PixelLayout::Bgr => {
-                self.resize::<U8x3>(&planes[0], roi, Main)?;
+                self.resize::<3>(&planes[0], roi);
                 self.normalise_packed(3, layout.rgb_order(), out);
             }
             PixelLayout::Rgba | PixelLayout::Bgra | PixelLayout::Rgbx | PixelLayout::Bgrx => {
-                self.resize::<U8x4>(&planes[0], roi, Main)?;
+                self.resize::<4>(&planes[0], roi);
                 self.normalise_packed(4, layout.rgb_order(), out);
             }
             PixelLayout::Gray8 => {
-                self.resize::<U8>(&planes[0], roi, Main)?;
+                self.resize::<1>(&planes[0], roi);
                 self.normalise_packed(1, [0, 0, 0], out);
             }
             PixelLayout::I420 => {
-                self.resize::<U8>(&planes[0], roi, Main)?;
-                self.resize_chroma::<U8>(&planes[1], roi, frame, ChromaFirst)?;
-                self.resize_chroma::<U8>(&planes[2], roi, frame, ChromaSecond)?;
+                self.resize::<1>(&planes[0], roi);
+                self.resize_chroma::<1>(&planes[1], roi, frame, 0);
+                self.resize_chroma::<1>(&planes[2], roi, frame, 1);
                 let n = self.pixels();
                 let (u, v) = self.chroma.split_at(n);
                 self.normalise_yuv(u.iter().zip(&v[..n]).map(|(&u, &v)| (u, v)), out);
             }
             PixelLayout::Nv12 => {
-                self.resize::<U8>(&planes[0], roi, Main)?;
-                self.resize_chroma::<U8x2>(&planes[1], roi, frame, ChromaFirst)?;
+                self.resize::<1>(&planes[0], roi);
+                self.resize_chroma::<2>(&planes[1], roi, frame, 0);
                 let uv = self.chroma[..2 * self.pixels()].chunks_exact(2);
                 self.normalise_yuv(uv.map(|uv| (uv[0], uv[1])), out);
             }
@@ -552,86 +471,48 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Resizes the `roi` rectangle of `plane` (pixels of type `P`) to `S`x`S` into `dst`.
-    fn resize<P: BytePixel>(
-        &mut self,
-        plane: &Plane,
-        roi: Roi,
-        dst: Dest,
-    ) -> Result<(), PreprocessError> {
-        let src = StridedView::<P>::new(plane, roi.x, roi.y, roi.width, roi.height);
-        self.resize_view(&src, None, dst)
+    /// Resizes the `roi` rectangle of `plane` (`C` bytes per pixel) to `S`x`S` into `main`.
+    fn resize<const C: usize>(&mut self, plane: &Plane, roi: Roi) {
+        let src = rect::<C>(plane, roi.x, roi.y, roi.width, roi.height);
+        let window = Window::full(src.width, src.height);
+        let n = self.pixels() * C;
+        let size = self.size as usize;
+        self.main_resampler
+            .resize::<C>(src, window, size, &mut self.main[..n]);
     }
 
-    /// Resizes the chroma plane footprint of `roi` to `S`x`S` into `dst`.
+    /// Resizes the chroma plane footprint of `roi` to `S`x`S` into chroma slot `slot` (U
+    /// then V for I420, the one interleaved UV for NV12).
     ///
     /// Chroma samples are taken as centred between luma samples (JPEG/MPEG-1 siting), so
     /// the luma rectangle maps to the chroma rectangle at half its coordinates, which may
-    /// fall on half samples: the view covers the whole chroma samples it touches and the
-    /// sub-sample offset goes to `fast_image_resize`'s crop box.
-    fn resize_chroma<P: BytePixel>(
+    /// fall on half samples: the rectangle covers the whole chroma samples it touches and
+    /// the sub-sample offset goes to the resampling window (Pillow's `box`).
+    fn resize_chroma<const C: usize>(
         &mut self,
         plane: &Plane,
         roi: Roi,
         frame: &FrameRef,
-        dst: Dest,
-    ) -> Result<(), PreprocessError> {
+        slot: usize,
+    ) {
         let (cw, ch) = (frame.width.div_ceil(2), frame.height.div_ceil(2));
         let x0 = roi.x / 2;
         let y0 = roi.y / 2;
         let x1 = (roi.x + roi.width).div_ceil(2).min(cw);
         let y1 = (roi.y + roi.height).div_ceil(2).min(ch);
-        let src = StridedView::<P>::new(plane, x0, y0, x1 - x0, y1 - y0);
-        let crop = CropBox {
-            left: roi.x as f64 / 2.0 - x0 as f64,
-            top: roi.y as f64 / 2.0 - y0 as f64,
-            width: (roi.width as f64 / 2.0).min((x1 - x0) as f64),
-            height: (roi.height as f64 / 2.0).min((y1 - y0) as f64),
+        let src = rect::<C>(plane, x0, y0, x1 - x0, y1 - y0);
+        let left = f64::from(roi.x) / 2.0 - f64::from(x0);
+        let top = f64::from(roi.y) / 2.0 - f64::from(y0);
+        let window = Window {
+            x0: left,
+            y0: top,
+            x1: left + (f64::from(roi.width) / 2.0).min(f64::from(x1 - x0)),
+            y1: top + (f64::from(roi.height) / 2.0).min(f64::from(y1 - y0)),
         };
-        self.resize_view(&src, Some(crop), dst)
-    }
-
-    /// Resizes `src` (or its `crop` box) to `S`x`S` into `dst`: horizontally into `temp`,
-    /// rounded to 8 bits, then vertically, which is the order and rounding of Pillow.
-    fn resize_view<P: BytePixel>(
-        &mut self,
-        src: &StridedView<P>,
-        crop: Option<CropBox>,
-        dst: Dest,
-    ) -> Result<(), PreprocessError> {
-        let size = self.size;
-        let n = self.pixels() * size_of::<P>();
-        let crop = crop.unwrap_or(CropBox {
-            left: 0.0,
-            top: 0.0,
-            width: src.width() as f64,
-            height: src.height() as f64,
-        });
-
-        // Horizontal pass over every source row, keeping the full height of the view so
-        // that the vertical pass sees the same rows as Pillow's does.
-        let temp_len = size as usize * src.height() as usize * size_of::<P>();
-        if self.temp.len() < temp_len {
-            self.temp.resize(temp_len, 0);
-        }
-        let mut temp = TypedImage::<P>::from_buffer(size, src.height(), &mut self.temp)
-            .expect("temp holds S x height pixels");
-        let horizontal = self
-            .options
-            .crop(crop.left, 0.0, crop.width, src.height() as f64);
-        self.resizer.resize_typed(src, &mut temp, &horizontal)?;
-
-        // Vertical pass.
-        let buf = match dst {
-            Main => &mut self.main[..n],
-            ChromaFirst => &mut self.chroma[..n],
-            ChromaSecond => &mut self.chroma[n..2 * n],
-        };
-        let mut dst = TypedImage::<P>::from_buffer(size, size, buf)
-            .expect("buffers hold S x S pixels of up to 4 bytes");
-        let vertical = self.options.crop(0.0, crop.top, size as f64, crop.height);
-        self.resizer.resize_typed(&temp, &mut dst, &vertical)?;
-        Ok(())
+        let n = self.pixels() * C;
+        let size = self.size as usize;
+        let dst = &mut self.chroma[slot * n..(slot + 1) * n];
+        self.chroma_resamplers[slot].resize::<C>(src, window, size, dst);
     }
 
     /// Normalises the resized packed (or gray) pixels in `main` into planar `out`.
@@ -663,14 +544,27 @@ impl Preprocessor {
     }
 }
 
-/// Which internal buffer a resize writes to.
-#[derive(Clone, Copy)]
-enum Dest {
-    Main,
-    ChromaFirst,
-    ChromaSecond,
+/// The `width`x`height` rectangle at (`x`, `y`) of `plane`, `C` bytes per pixel.
+///
+/// The caller has checked (in [`check_planes`]) that `plane` holds the whole rectangle;
+/// this is asserted here too.
+fn rect<'a, const C: usize>(
+    plane: &Plane<'a>,
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+) -> SrcRect<'a> {
+    let start = y as usize * plane.stride + x as usize * C;
+    let end = start + (height as usize - 1) * plane.stride + width as usize * C;
+    assert!(width > 0 && height > 0 && end <= plane.data.len());
+    SrcRect {
+        data: &plane.data[start..end],
+        stride: plane.stride,
+        width: width as usize,
+        height: height as usize,
+    }
 }
-use Dest::{ChromaFirst, ChromaSecond, Main};
 
 /// Checks plane count, strides and sizes against the frame layout and size.
 fn check_planes(frame: &FrameRef) -> Result<(), PreprocessError> {

@@ -13,10 +13,16 @@ fn bundled() -> PathBuf {
 
 /// A fresh copy of the bundled model in a temporary directory.
 fn copy_model(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("onenip-model-errors-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("onenip-model-errors-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    for f in ["model.json", "prompt.onnx", "reconstructor.onnx", "refiner.onnx"] {
+    for f in [
+        "model.json",
+        "prompt.onnx",
+        "reconstructor.onnx",
+        "refiner.onnx",
+    ] {
         fs::copy(bundled().join(f), dir.join(f)).unwrap();
     }
     dir
@@ -36,7 +42,8 @@ fn load_error(dir: &Path) -> String {
 
 fn edit_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join("model.json");
-    let mut json: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     edit(&mut json);
     fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
 }
@@ -56,7 +63,10 @@ fn the_bundled_model_loads() {
 #[test]
 fn missing_directory() {
     let text = load_error(Path::new("/nonexistent/onenip-model"));
-    assert!(text.contains("/nonexistent/onenip-model: model directory does not exist"), "{text}");
+    assert!(
+        text.contains("/nonexistent/onenip-model: model directory does not exist"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -66,7 +76,10 @@ fn empty_directory() {
         fs::remove_file(f.unwrap().path()).unwrap();
     }
     let text = load_error(&dir);
-    assert!(text.contains("model.json: cannot read the model description"), "{text}");
+    assert!(
+        text.contains("model.json: cannot read the model description"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -76,7 +89,10 @@ fn truncated_onnx_file() {
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
     let text = load_error(&dir);
-    assert!(text.contains("reconstructor.onnx: not a loadable ONNX model"), "{text}");
+    assert!(
+        text.contains("reconstructor.onnx: not a loadable ONNX model"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -95,7 +111,10 @@ fn graphs_swapped() {
     fs::rename(dir.join("tmp.onnx"), dir.join("refiner.onnx")).unwrap();
     let text = load_error(&dir);
     assert!(text.contains("prompt.onnx"), "{text}");
-    assert!(text.contains("holds the refiner graph, expected the prompt graph"), "{text}");
+    assert!(
+        text.contains("holds the refiner graph, expected the prompt graph"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -104,7 +123,10 @@ fn shapes_that_do_not_match_model_json() {
     edit_json(&dir, |j| j["input_size"] = 224.into());
     let text = load_error(&dir);
     assert!(text.contains("prompt.onnx"), "{text}");
-    assert!(text.contains("do not match the contract for input_size 224"), "{text}");
+    assert!(
+        text.contains("do not match the contract for input_size 224"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -112,7 +134,10 @@ fn wrong_contract_version() {
     let dir = copy_model("version");
     edit_json(&dir, |j| j["contract_version"] = "2".into());
     let text = load_error(&dir);
-    assert!(text.contains("model.json: contract_version is \"2\""), "{text}");
+    assert!(
+        text.contains("model.json: contract_version is \"2\""),
+        "{text}"
+    );
 }
 
 #[test]

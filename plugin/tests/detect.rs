@@ -21,7 +21,10 @@ fn init() {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn model_dir() -> PathBuf {
@@ -130,8 +133,12 @@ fn every_buffer_carries_the_anomaly_meta() {
         let meta = meta_of(buffer);
         assert!(meta.score.is_finite());
         assert_eq!(meta.anomalous, meta.score > meta.image_threshold);
-        assert!((meta.image_threshold - json["image_threshold"].as_f64().unwrap() as f32).abs() < 1e-4);
-        assert!((meta.pixel_threshold - json["pixel_threshold"].as_f64().unwrap() as f32).abs() < 1e-4);
+        assert!(
+            (meta.image_threshold - json["image_threshold"].as_f64().unwrap() as f32).abs() < 1e-4
+        );
+        assert!(
+            (meta.pixel_threshold - json["pixel_threshold"].as_f64().unwrap() as f32).abs() < 1e-4
+        );
         assert_eq!((meta.frame_width, meta.frame_height), (320, 240));
         assert_eq!(meta.roi, (0, 0, 320, 240));
         assert_eq!((meta.map_width, meta.map_height), (size, size));
@@ -147,7 +154,10 @@ fn every_buffer_carries_the_anomaly_meta() {
             .collect();
         assert_eq!(rois.len(), meta.regions.len());
         for (roi, region) in rois.iter().zip(&meta.regions) {
-            assert_eq!(roi.rect(), (region.x, region.y, region.width, region.height));
+            assert_eq!(
+                roi.rect(),
+                (region.x, region.y, region.width, region.height)
+            );
             let param = roi.param(ROI_PARAM).unwrap();
             assert_eq!(param.get::<f32>("score").unwrap(), region.peak);
         }
@@ -170,7 +180,9 @@ fn every_buffer_carries_the_anomaly_meta() {
 
 #[test]
 fn every_format_is_inspected() {
-    for format in ["RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "GRAY8", "I420", "NV12"] {
+    for format in [
+        "RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "GRAY8", "I420", "NV12",
+    ] {
         // Odd width: padded strides.
         let (buffers, _) = run_pipeline(
             &format!(
@@ -183,7 +195,11 @@ fn every_format_is_inspected() {
         assert_eq!(buffers.len(), 2, "{format}");
         let meta = meta_of(&buffers[1]);
         assert!(meta.score.is_finite(), "{format}");
-        assert_eq!((meta.frame_width, meta.frame_height), (161, 121), "{format}");
+        assert_eq!(
+            (meta.frame_width, meta.frame_height),
+            (161, 121),
+            "{format}"
+        );
     }
 }
 
@@ -194,7 +210,9 @@ fn the_element_never_changes_pixels() {
     h.set_src_caps_str("video/x-raw,format=RGB,width=8,height=4,framerate=30/1");
     h.play();
     let data: Vec<u8> = (0..8 * 4 * 3).map(|i| (i * 7) as u8).collect();
-    let out = h.push_and_pull(gst::Buffer::from_slice(data.clone())).unwrap();
+    let out = h
+        .push_and_pull(gst::Buffer::from_slice(data.clone()))
+        .unwrap();
     assert_eq!(out.map_readable().unwrap().as_slice(), data.as_slice());
     assert!(AnomalyMeta::from_buffer(&out).is_some());
 }
@@ -236,7 +254,10 @@ fn thresholds_change_the_decision_and_episodes_follow_the_hysteresis() {
         let meta = meta_of(b);
         assert!(meta.anomalous);
         assert_eq!(meta.image_threshold, 0.0);
-        assert!(!meta.regions.is_empty(), "pixel threshold 0: the whole map is one region");
+        assert!(
+            !meta.regions.is_empty(),
+            "pixel threshold 0: the whole map is one region"
+        );
     }
     let events: Vec<_> = messages
         .iter()
@@ -271,7 +292,10 @@ fn roi_limits_the_inspection_and_the_regions() {
     let meta = meta_of(&buffers[0]);
     assert_eq!(meta.roi, (40, 20, 200, 100));
     for r in &meta.regions {
-        assert!(r.x >= 40 && r.y >= 20 && r.x + r.width <= 240 && r.y + r.height <= 120, "{r:?}");
+        assert!(
+            r.x >= 40 && r.y >= 20 && r.x + r.width <= 240 && r.y + r.height <= 120,
+            "{r:?}"
+        );
     }
 }
 
@@ -297,12 +321,17 @@ fn prompt_swaps_while_playing_lose_no_frame() {
     assert_eq!(buffers.len(), 40, "no frame dropped");
     let pts: Vec<_> = buffers.iter().map(|b| b.pts().unwrap()).collect();
     assert!(pts.windows(2).all(|w| w[0] < w[1]), "in order");
-    assert!(buffers.iter().all(|b| AnomalyMeta::from_buffer(b).is_some()));
+    assert!(buffers
+        .iter()
+        .all(|b| AnomalyMeta::from_buffer(b).is_some()));
     let prompts: Vec<_> = messages
         .iter()
         .filter_map(|s| PromptMessage::from_structure(s).ok())
         .collect();
-    let statuses: Vec<_> = prompts.iter().map(|p| (p.status, p.location.clone())).collect();
+    let statuses: Vec<_> = prompts
+        .iter()
+        .map(|p| (p.status, p.location.clone()))
+        .collect();
     assert_eq!(
         statuses,
         [
@@ -351,7 +380,9 @@ fn start_error(description: &str) -> String {
         .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Error])
         .expect("an error message");
     pipeline.set_state(gst::State::Null).unwrap();
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
     err.error().to_string()
 }
 
@@ -387,10 +418,19 @@ fn strict_cuda_fails_with_the_reason_and_non_strict_falls_back_loudly() {
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Paused).unwrap();
     let warning = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Warning])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Warning],
+        )
         .expect("a fallback warning");
-    let gst::MessageView::Warning(w) = warning.view() else { unreachable!() };
-    assert!(w.error().to_string().contains("running on cpu"), "{}", w.error());
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    assert!(
+        w.error().to_string().contains("running on cpu"),
+        "{}",
+        w.error()
+    );
     let detect = pipeline.by_name("detect").unwrap();
     assert_eq!(detect.property::<String>("active-provider"), "cpu");
     pipeline.set_state(gst::State::Null).unwrap();

@@ -42,7 +42,9 @@ fn a_missing_model_fails_the_start_and_names_the_directory() {
     let msg = bus
         .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
         .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
     let text = err.error().to_string();
     assert!(text.contains("/nonexistent/onenip-model"), "{text}");
     assert!(text.contains("does not exist"), "{text}");
