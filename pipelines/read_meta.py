@@ -68,6 +68,8 @@ def read_result(buf: Gst.Buffer) -> dict[str, Any] | None:
             param = roi.get_param("onenip")
             rois.append({"rect": [roi.x, roi.y, roi.w, roi.h], "score": param.get_value("score")})
     result["roi_metas"] = rois
+    result["region_count"] = len(result["regions"])
+    result["prompt"] = s.get_value("prompt")
     return result
 
 

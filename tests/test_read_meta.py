@@ -32,7 +32,8 @@ def test_one_json_line_per_frame_with_meta_and_rois(
         assert f["frame"] == [320, 240]
         assert f["map_size"][0] == f["map_size"][1] > 0
         assert f["anomalous"] == (f["score"] > f["image_threshold"])
-        assert len(f["roi_metas"]) == len(f["regions"])
+        assert f["region_count"] == len(f["roi_metas"]) == len(f["regions"])
+        assert f["prompt"] == str(DATA / "prompt.png")
         for roi, region in zip(f["roi_metas"], f["regions"]):
             assert roi["rect"] == [region["x"], region["y"], region["width"], region["height"]]
             assert roi["score"] == pytest.approx(region["peak"])

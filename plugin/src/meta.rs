@@ -111,6 +111,8 @@ pub struct AnomalyMeta {
     pub latency: gst::ClockTime,
     /// Execution provider that ran the models.
     pub provider: String,
+    /// The prompt this frame was compared with: its file, or `capture`.
+    pub prompt: String,
 }
 
 impl AnomalyMeta {
@@ -143,6 +145,7 @@ impl AnomalyMeta {
         s.set("stale", self.stale);
         s.set("latency", self.latency);
         s.set("provider", &self.provider);
+        s.set("prompt", &self.prompt);
     }
 
     pub fn from_structure(s: &gst::StructureRef) -> Result<Self, glib::BoolError> {
@@ -175,6 +178,7 @@ impl AnomalyMeta {
             stale: get!("stale"),
             latency: get!("latency"),
             provider: get!("provider"),
+            prompt: get!("prompt"),
         })
     }
 

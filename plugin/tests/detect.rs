@@ -271,6 +271,32 @@ fn thresholds_change_the_decision_and_episodes_follow_the_hysteresis() {
 }
 
 #[test]
+fn thresholds_changed_while_playing_apply_from_the_next_frame() {
+    let (buffers, _) = run_pipeline(
+        &format!(
+            "videotestsrc num-buffers=6 ! video/x-raw,width=64,height=64 \
+             ! {} ! appsink name=sink sync=false",
+            detect("")
+        ),
+        |pipeline, n| {
+            if n == 3 {
+                let detect = pipeline.by_name("detect").unwrap();
+                detect.set_property("image-threshold", 0.0f32);
+                detect.set_property("pixel-threshold", 0.0f32);
+            }
+        },
+    );
+    let thresholds: Vec<f32> = buffers.iter().map(|b| meta_of(b).image_threshold).collect();
+    let model = model_json()["image_threshold"].as_f64().unwrap() as f32;
+    for (i, t) in thresholds.iter().enumerate() {
+        let want = if i < 3 { model } else { 0.0 };
+        assert!((t - want).abs() < 1e-4, "frame {i}: {thresholds:?}");
+    }
+    assert!(buffers[3..].iter().all(|b| meta_of(b).anomalous));
+    assert_eq!(meta_of(&buffers[5]).pixel_threshold, 0.0);
+}
+
+#[test]
 fn threshold_properties_read_back_the_value_in_force() {
     init();
     let element = gst::ElementFactory::make("onenipdetect").build().unwrap();
@@ -342,6 +368,18 @@ fn prompt_swaps_while_playing_lose_no_frame() {
     );
     let reason = prompts[2].reason.as_deref().unwrap();
     assert!(reason.contains("not-an-image.png"), "{reason}");
+    // The meta names the prompt in use: the first until the swap, then the new one, which
+    // the bad file did not replace.
+    assert_eq!(meta_of(&buffers[0]).prompt, data("prompt.png"));
+    assert_eq!(meta_of(&buffers[39]).prompt, data("prompt-ball.png"));
+    let first_new = buffers
+        .iter()
+        .position(|b| meta_of(b).prompt == data("prompt-ball.png"))
+        .unwrap();
+    assert!(first_new >= 5, "swapped in after the request");
+    assert!(buffers[first_new..]
+        .iter()
+        .all(|b| meta_of(b).prompt == data("prompt-ball.png")));
     // The new prompt changed the scores; the bad one did not stop the inspection.
     assert_ne!(meta_of(&buffers[0]).score, meta_of(&buffers[39]).score);
 }

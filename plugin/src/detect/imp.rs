@@ -141,6 +141,13 @@ impl From<&Settings> for FrameSettings {
     }
 }
 
+/// The prompt in use and where it came from (reported in the meta).
+#[derive(Clone)]
+struct ActivePrompt {
+    tokens: Arc<PromptTokens>,
+    location: String,
+}
+
 /// Created in `start()`, dropped in `stop()`.
 struct State {
     models: Arc<Models>,
@@ -151,7 +158,7 @@ struct State {
     map: Vec<f32>,
     map_u8_len: usize,
     regions: Regions,
-    prompt: Option<Arc<PromptTokens>>,
+    prompt: Option<ActivePrompt>,
     info: Option<gst_video::VideoInfo>,
     frames: u64,
     /// The last inferred result, carried (stale) on frames that are not inferred.
@@ -167,7 +174,7 @@ pub struct OnenipDetect {
     /// Separate from `state` so that a prompt change never waits for a frame's inference.
     worker: Mutex<Option<PromptWorker>>,
     /// A new prompt, ready to be swapped in at the next buffer boundary.
-    pending_prompt: Mutex<Option<Arc<PromptTokens>>>,
+    pending_prompt: Mutex<Option<ActivePrompt>>,
     has_pending_prompt: AtomicBool,
     capture_requested: AtomicBool,
     /// Running time before which a frame is too late to infer (QoS); 0 when unset.
@@ -615,7 +622,10 @@ impl BaseTransformImpl for OnenipDetect {
                     }
                     .to_structure(),
                 );
-                Some(tokens)
+                Some(ActivePrompt {
+                    tokens,
+                    location: job.location(),
+                })
             }
             None => None,
         };
@@ -791,7 +801,10 @@ impl OnenipDetect {
     fn prompt_done(&self, outcome: PromptOutcome) {
         match outcome.result {
             Ok(tokens) => {
-                *lock(&self.pending_prompt) = Some(tokens);
+                *lock(&self.pending_prompt) = Some(ActivePrompt {
+                    tokens,
+                    location: outcome.location.clone(),
+                });
                 self.has_pending_prompt.store(true, Ordering::Release);
                 gst::info!(CAT, imp = self, "prompt {} ready", outcome.location);
                 self.post_structure(
@@ -843,8 +856,15 @@ impl OnenipDetect {
 
         // A new prompt is swapped in here, between two frames.
         if self.has_pending_prompt.swap(false, Ordering::AcqRel) {
-            if let Some(tokens) = lock(&self.pending_prompt).take() {
-                state.prompt = Some(tokens);
+            if let Some(prompt) = lock(&self.pending_prompt).take() {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "prompt {} in use from {:?}",
+                    prompt.location,
+                    buf.pts()
+                );
+                state.prompt = Some(prompt);
                 state.last = None;
             }
         }
@@ -913,7 +933,7 @@ impl OnenipDetect {
         .map_err(|e| self.flow_error(e))?;
         let score = state
             .models
-            .infer(&state.input, &prompt, &mut state.map)
+            .infer(&state.input, &prompt.tokens, &mut state.map)
             .map_err(|e| self.flow_error(e.to_string()))?;
 
         let spec = state.models.spec();
@@ -969,6 +989,7 @@ impl OnenipDetect {
             stale: false,
             latency: gst::ClockTime::from_nseconds(started.elapsed().as_nanos() as u64),
             provider: state.provider.clone(),
+            prompt: prompt.location.clone(),
         };
         meta.attach(buf)
             .map_err(|e| self.flow_error(format!("cannot attach the anomaly meta: {e}")))?;
