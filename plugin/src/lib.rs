@@ -12,10 +12,12 @@ pub mod detect;
 pub mod messages;
 pub mod meta;
 mod model_cache;
+pub mod overlay;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     detect::register(plugin)?;
+    overlay::register(plugin)?;
     Ok(())
 }
 

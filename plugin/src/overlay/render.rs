@@ -1,0 +1,751 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Drawing the overlay: geometry in frame pixels, palettes, and the canvases drawn on (a
+//! packed RGB frame, an I420/NV12 frame, or the ARGB rectangle of an overlay composition).
+//!
+//! Everything is drawn in one order on every canvas: the heat map and mask outline over the
+//! roi, then the region boxes, then the score label. The heat map is a row of palette
+//! indices per frame row (0..=255 the colour-map entries, [`OUTLINE`], [`CLEAR`]), so each
+//! canvas only needs its palette converted once into its own colour space.
+
+use super::colormap::Rgb;
+use super::font;
+
+/// Palette index of the mask outline; 0..=255 are the heat-map colours.
+pub const OUTLINE: u16 = 256;
+/// Palette index of a pixel left as it is.
+pub const CLEAR: u16 = 257;
+pub const PALETTE_LEN: usize = 258;
+
+/// A palette entry: a colour in the canvas's own space, then its alpha.
+pub type Entry = [u8; 4];
+pub type Palette = [Entry; PALETTE_LEN];
+
+/// A rectangle in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rect {
+    pub x: i32,
+    pub y: i32,
+    pub w: i32,
+    pub h: i32,
+}
+
+impl Rect {
+    pub const fn new(x: i32, y: i32, w: i32, h: i32) -> Self {
+        Self { x, y, w, h }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.w <= 0 || self.h <= 0
+    }
+
+    pub fn right(&self) -> i32 {
+        self.x + self.w
+    }
+
+    pub fn bottom(&self) -> i32 {
+        self.y + self.h
+    }
+
+    pub fn intersect(&self, o: &Rect) -> Rect {
+        let x = self.x.max(o.x);
+        let y = self.y.max(o.y);
+        Rect::new(
+            x,
+            y,
+            (self.right().min(o.right()) - x).max(0),
+            (self.bottom().min(o.bottom()) - y).max(0),
+        )
+    }
+
+    pub fn union(&self, o: &Rect) -> Rect {
+        if self.is_empty() {
+            return *o;
+        }
+        if o.is_empty() {
+            return *self;
+        }
+        let x = self.x.min(o.x);
+        let y = self.y.min(o.y);
+        Rect::new(
+            x,
+            y,
+            self.right().max(o.right()) - x,
+            self.bottom().max(o.bottom()) - y,
+        )
+    }
+}
+
+/// Maps coordinates from the frame size a meta refers to onto the frame being drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    sx: f64,
+    sy: f64,
+}
+
+impl Scale {
+    /// `from` of zero (unknown) means the same size as `to`.
+    pub fn new(from: (u32, u32), to: (u32, u32)) -> Self {
+        let ratio = |f: u32, t: u32| if f == 0 { 1.0 } else { t as f64 / f as f64 };
+        Self {
+            sx: ratio(from.0, to.0),
+            sy: ratio(from.1, to.1),
+        }
+    }
+
+    pub fn rect(&self, x: u32, y: u32, w: u32, h: u32) -> Rect {
+        let x0 = (x as f64 * self.sx).round() as i32;
+        let y0 = (y as f64 * self.sy).round() as i32;
+        let x1 = ((x as f64 + w as f64) * self.sx).round() as i32;
+        let y1 = ((y as f64 + h as f64) * self.sy).round() as i32;
+        Rect::new(x0, y0, x1 - x0, y1 - y0)
+    }
+}
+
+/// A Y'CbCr matrix and range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvMatrix {
+    pub kr: f64,
+    pub kb: f64,
+    pub full_range: bool,
+}
+
+impl YuvMatrix {
+    pub const BT601: Self = Self {
+        kr: 0.299,
+        kb: 0.114,
+        full_range: false,
+    };
+    pub const BT709: Self = Self {
+        kr: 0.2126,
+        kb: 0.0722,
+        full_range: false,
+    };
+}
+
+/// The colour space of a canvas.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Space {
+    /// Packed R, G, B bytes (RGB, RGBA, RGBx).
+    Rgb,
+    /// Packed B, G, R bytes (BGR, BGRA, BGRx).
+    Bgr,
+    /// Y, U, V.
+    Yuv(YuvMatrix),
+    /// The straight-alpha ARGB of an overlay rectangle (entries hold R, G, B).
+    Argb,
+}
+
+impl Space {
+    pub fn entry(&self, rgb: Rgb, alpha: u8) -> Entry {
+        let [r, g, b] = rgb;
+        match self {
+            Space::Rgb | Space::Argb => [r, g, b, alpha],
+            Space::Bgr => [b, g, r, alpha],
+            Space::Yuv(m) => {
+                let (r, g, b) = (r as f64 / 255.0, g as f64 / 255.0, b as f64 / 255.0);
+                let y = m.kr * r + (1.0 - m.kr - m.kb) * g + m.kb * b;
+                let cb = (b - y) / (2.0 * (1.0 - m.kb));
+                let cr = (r - y) / (2.0 * (1.0 - m.kr));
+                let (y, c) = if m.full_range {
+                    (255.0 * y, 255.0)
+                } else {
+                    (16.0 + 219.0 * y, 224.0)
+                };
+                let q = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+                [q(y), q(128.0 + c * cb), q(128.0 + c * cr), alpha]
+            }
+        }
+    }
+
+    /// The heat-map colours with `alpha`, the outline colour opaque, and [`CLEAR`].
+    pub fn palette(&self, heat: &[Rgb; 256], alpha: u8, outline: Rgb) -> Palette {
+        let mut p = [[0; 4]; PALETTE_LEN];
+        for (e, &c) in p.iter_mut().zip(heat.iter()) {
+            *e = self.entry(c, alpha);
+        }
+        p[OUTLINE as usize] = self.entry(outline, 255);
+        p[CLEAR as usize] = [0; 4];
+        p
+    }
+}
+
+/// Something to draw on.
+pub trait Canvas {
+    /// The part of the frame this canvas covers, in frame pixels.
+    fn bounds(&self) -> Rect;
+    /// Called once per frame before the first `span()` with the palette the spans use.
+    fn begin(&mut self, _palette: &Palette) {}
+    /// Blends one row of palette indices starting at frame pixel (`x`, `y`); the span
+    /// lies inside `bounds()`.
+    fn span(&mut self, x: i32, y: i32, idx: &[u16], palette: &Palette);
+    /// Fills `r` (inside `bounds()`) with the opaque colour `c`.
+    fn fill(&mut self, r: Rect, c: Entry);
+}
+
+/// `src` over `dst` with alpha `a`, rounded.
+#[inline(always)]
+fn mix(src: u8, dst: u8, a: u8) -> u8 {
+    let t = src as u32 * a as u32 + dst as u32 * (255 - a as u32) + 128;
+    ((t + (t >> 8)) >> 8) as u8
+}
+
+/// A palette prepared for blending without branches: per entry the three channels
+/// premultiplied by alpha (plus rounding), then 255 - alpha. A clear entry leaves the
+/// destination as it is, an opaque one replaces it.
+type BlendTable = [[u32; 4]; PALETTE_LEN];
+
+fn blend_table(palette: &Palette) -> BlendTable {
+    std::array::from_fn(|i| {
+        let [c0, c1, c2, a] = palette[i].map(u32::from);
+        [c0 * a + 128, c1 * a + 128, c2 * a + 128, 255 - a]
+    })
+}
+
+/// `pre + dst * inv`, divided by 255 (see [`BlendTable`]).
+#[inline(always)]
+fn blend(pre: u32, dst: u8, inv: u32) -> u8 {
+    let t = pre + dst as u32 * inv;
+    ((t + (t >> 8)) >> 8) as u8
+}
+
+/// A frame of packed 8-bit pixels, `P` bytes each, colour in the first three.
+pub struct Packed<'a, const P: usize> {
+    data: &'a mut [u8],
+    stride: usize,
+    width: i32,
+    height: i32,
+    table: BlendTable,
+}
+
+impl<'a, const P: usize> Packed<'a, P> {
+    pub fn new(data: &'a mut [u8], stride: usize, width: u32, height: u32) -> Self {
+        Self {
+            data,
+            stride,
+            width: width as i32,
+            height: height as i32,
+            table: [[128, 128, 128, 255]; PALETTE_LEN],
+        }
+    }
+}
+
+impl<const P: usize> Canvas for Packed<'_, P> {
+    fn bounds(&self) -> Rect {
+        Rect::new(0, 0, self.width, self.height)
+    }
+
+    fn begin(&mut self, palette: &Palette) {
+        self.table = blend_table(palette);
+    }
+
+    fn span(&mut self, x: i32, y: i32, idx: &[u16], _palette: &Palette) {
+        let off = y as usize * self.stride + x as usize * P;
+        let row = &mut self.data[off..off + idx.len() * P];
+        let table = &self.table;
+        for (px, &i) in row.chunks_exact_mut(P).zip(idx) {
+            let [p0, p1, p2, inv] = table[(i as usize).min(PALETTE_LEN - 1)];
+            px[0] = blend(p0, px[0], inv);
+            px[1] = blend(p1, px[1], inv);
+            px[2] = blend(p2, px[2], inv);
+        }
+    }
+
+    fn fill(&mut self, r: Rect, c: Entry) {
+        for y in r.y..r.bottom() {
+            let off = y as usize * self.stride + r.x as usize * P;
+            for px in self.data[off..off + r.w as usize * P].chunks_exact_mut(P) {
+                px[..3].copy_from_slice(&c[..3]);
+            }
+        }
+    }
+}
+
+/// The chroma planes of a 4:2:0 frame.
+pub enum Chroma<'a> {
+    /// I420: U and V planes.
+    Planar(&'a mut [u8], &'a mut [u8]),
+    /// NV12: one plane of U, V pairs.
+    Interleaved(&'a mut [u8]),
+}
+
+/// An I420 or NV12 frame. Chroma is drawn at half resolution: each 2x2 block takes the
+/// colour of its top-left pixel.
+pub struct Yuv420<'a> {
+    luma: &'a mut [u8],
+    luma_stride: usize,
+    chroma: Chroma<'a>,
+    chroma_stride: usize,
+    width: i32,
+    height: i32,
+    table: BlendTable,
+}
+
+impl<'a> Yuv420<'a> {
+    pub fn new(
+        luma: &'a mut [u8],
+        luma_stride: usize,
+        chroma: Chroma<'a>,
+        chroma_stride: usize,
+        width: u32,
+        height: u32,
+    ) -> Self {
+        Self {
+            luma,
+            luma_stride,
+            chroma,
+            chroma_stride,
+            width: width as i32,
+            height: height as i32,
+            table: [[128, 128, 128, 255]; PALETTE_LEN],
+        }
+    }
+}
+
+impl Canvas for Yuv420<'_> {
+    fn bounds(&self) -> Rect {
+        Rect::new(0, 0, self.width, self.height)
+    }
+
+    fn begin(&mut self, palette: &Palette) {
+        self.table = blend_table(palette);
+    }
+
+    fn span(&mut self, x: i32, y: i32, idx: &[u16], palette: &Palette) {
+        let off = y as usize * self.luma_stride + x as usize;
+        let table = &self.table;
+        for (d, &i) in self.luma[off..off + idx.len()].iter_mut().zip(idx) {
+            let [p0, _, _, inv] = table[(i as usize).min(PALETTE_LEN - 1)];
+            *d = blend(p0, *d, inv);
+        }
+        if y % 2 != 0 {
+            return;
+        }
+        let row = (y / 2) as usize * self.chroma_stride;
+        let first = (x + 1) & !1;
+        for px in (first..x + idx.len() as i32).step_by(2) {
+            let e = &palette[idx[(px - x) as usize] as usize];
+            let a = e[3];
+            if a == 0 {
+                continue;
+            }
+            let cx = (px / 2) as usize;
+            match &mut self.chroma {
+                Chroma::Planar(u, v) => {
+                    u[row + cx] = mix(e[1], u[row + cx], a);
+                    v[row + cx] = mix(e[2], v[row + cx], a);
+                }
+                Chroma::Interleaved(uv) => {
+                    let o = row + 2 * cx;
+                    uv[o] = mix(e[1], uv[o], a);
+                    uv[o + 1] = mix(e[2], uv[o + 1], a);
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self, r: Rect, c: Entry) {
+        for y in r.y..r.bottom() {
+            let off = y as usize * self.luma_stride + r.x as usize;
+            self.luma[off..off + r.w as usize].fill(c[0]);
+        }
+        let (cx0, cx1) = ((r.x / 2) as usize, ((r.right() - 1) / 2 + 1) as usize);
+        for cy in r.y / 2..(r.bottom() - 1) / 2 + 1 {
+            let row = cy as usize * self.chroma_stride;
+            match &mut self.chroma {
+                Chroma::Planar(u, v) => {
+                    u[row + cx0..row + cx1].fill(c[1]);
+                    v[row + cx0..row + cx1].fill(c[2]);
+                }
+                Chroma::Interleaved(uv) => {
+                    for pair in uv[row + 2 * cx0..row + 2 * cx1].chunks_exact_mut(2) {
+                        pair[0] = c[1];
+                        pair[1] = c[2];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Byte order of the overlay rectangle: `GST_VIDEO_OVERLAY_COMPOSITION_FORMAT_RGB` is
+/// ARGB in native endianness, so BGRA in memory on little-endian machines.
+#[cfg(target_endian = "little")]
+const ARGB_ORDER: [usize; 4] = [2, 1, 0, 3];
+#[cfg(target_endian = "big")]
+const ARGB_ORDER: [usize; 4] = [1, 2, 3, 0];
+
+/// The straight-alpha ARGB pixels of an overlay rectangle covering `area` of the frame,
+/// tightly packed, transparent where nothing is drawn.
+pub struct Layer<'a> {
+    data: &'a mut [u8],
+    area: Rect,
+}
+
+impl<'a> Layer<'a> {
+    /// `data` must hold `area.w * area.h * 4` bytes, all zero.
+    pub fn new(data: &'a mut [u8], area: Rect) -> Self {
+        Self { data, area }
+    }
+
+    #[inline(always)]
+    fn put(px: &mut [u8], e: &Entry) {
+        for (c, &pos) in e.iter().zip(ARGB_ORDER.iter()) {
+            px[pos] = *c;
+        }
+    }
+}
+
+impl Canvas for Layer<'_> {
+    fn bounds(&self) -> Rect {
+        self.area
+    }
+
+    // The layer starts transparent and every pixel of a span is written once, so "over"
+    // is a plain copy.
+    fn span(&mut self, x: i32, y: i32, idx: &[u16], palette: &Palette) {
+        let off =
+            ((y - self.area.y) as usize * self.area.w as usize + (x - self.area.x) as usize) * 4;
+        for (px, &i) in self.data[off..off + idx.len() * 4]
+            .chunks_exact_mut(4)
+            .zip(idx)
+        {
+            let e = &palette[i as usize];
+            if e[3] != 0 {
+                Self::put(px, e);
+            }
+        }
+    }
+
+    fn fill(&mut self, r: Rect, c: Entry) {
+        let c = [c[0], c[1], c[2], 255];
+        for y in r.y..r.bottom() {
+            let off = ((y - self.area.y) as usize * self.area.w as usize
+                + (r.x - self.area.x) as usize)
+                * 4;
+            for px in self.data[off..off + r.w as usize * 4].chunks_exact_mut(4) {
+                Self::put(px, &c);
+            }
+        }
+    }
+}
+
+/// The anomaly map: GRAY8, tightly packed.
+#[derive(Debug, Clone, Copy)]
+pub struct MapView<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+}
+
+/// The score label: opaque background, text on top.
+#[derive(Debug, Clone, Copy)]
+pub struct Label<'a> {
+    pub text: &'a str,
+    pub rect: Rect,
+    /// Device pixels per font pixel.
+    pub scale: i32,
+    pub background: Entry,
+    pub foreground: Entry,
+}
+
+impl<'a> Label<'a> {
+    /// A label for `text` at `anchor` (top-left), moved inside `frame` where it would not
+    /// fit.
+    pub fn place(
+        text: &'a str,
+        scale: i32,
+        anchor: (i32, i32),
+        frame: Rect,
+        background: Entry,
+        foreground: Entry,
+    ) -> Self {
+        let pad = 2 * scale;
+        let w = font::text_width(text, scale) + 2 * pad;
+        let h = font::HEIGHT * scale + 2 * pad;
+        let x = anchor.0.min(frame.right() - w).max(frame.x);
+        let y = anchor.1.min(frame.bottom() - h).max(frame.y);
+        Self {
+            text,
+            rect: Rect::new(x, y, w, h),
+            scale,
+            background,
+            foreground,
+        }
+    }
+}
+
+/// What to draw on one frame, in frame pixels.
+pub struct Scene<'a> {
+    /// The inspected part of the frame the map covers (may reach past the frame).
+    pub roi: Rect,
+    pub map: Option<MapView<'a>>,
+    pub heatmap: bool,
+    pub outline: bool,
+    pub outline_width: i32,
+    pub boxes: &'a [Rect],
+    pub box_width: i32,
+    pub box_colour: Entry,
+    pub label: Option<Label<'a>>,
+}
+
+impl Scene<'_> {
+    fn draws_map(&self) -> bool {
+        (self.heatmap || self.outline) && self.map.is_some()
+    }
+
+    /// The part of `frame` anything is drawn on.
+    pub fn extent(&self, frame: Rect) -> Rect {
+        let mut e = Rect::default();
+        if self.draws_map() {
+            e = e.union(&self.roi.intersect(&frame));
+        }
+        for b in self.boxes {
+            e = e.union(&b.intersect(&frame));
+        }
+        if let Some(l) = &self.label {
+            e = e.union(&l.rect.intersect(&frame));
+        }
+        e
+    }
+}
+
+/// The drawing code, with its buffers kept from frame to frame.
+#[derive(Debug, Default)]
+pub struct Renderer {
+    /// The map upsampled to the visible part of the roi.
+    values: Vec<u8>,
+    /// Per visible roi column: the weight (/256) of the right-hand map column.
+    weights: Vec<u32>,
+    /// Runs of visible roi columns between the same two map columns: start, end, left
+    /// and right map column.
+    runs: Vec<(usize, usize, usize, usize)>,
+    /// One map row interpolated vertically (x256).
+    row: Vec<u32>,
+    /// One row of palette indices.
+    idx: Vec<u16>,
+}
+
+impl Renderer {
+    pub fn draw(&mut self, canvas: &mut impl Canvas, scene: &Scene, palette: &Palette) {
+        let bounds = canvas.bounds();
+        canvas.begin(palette);
+        if let (true, Some(map)) = (scene.draws_map(), scene.map) {
+            self.draw_map(canvas, scene, map, palette);
+        }
+        for b in scene.boxes {
+            let t = scene.box_width.min(b.w).min(b.h).max(1);
+            for side in [
+                Rect::new(b.x, b.y, b.w, t),
+                Rect::new(b.x, b.bottom() - t, b.w, t),
+                Rect::new(b.x, b.y, t, b.h),
+                Rect::new(b.right() - t, b.y, t, b.h),
+            ] {
+                let side = side.intersect(&bounds);
+                if !side.is_empty() {
+                    canvas.fill(side, scene.box_colour);
+                }
+            }
+        }
+        if let Some(label) = &scene.label {
+            let background = label.rect.intersect(&bounds);
+            if background.is_empty() {
+                return;
+            }
+            canvas.fill(background, label.background);
+            let s = label.scale;
+            let (x0, y0) = (label.rect.x + 2 * s, label.rect.y + 2 * s);
+            font::for_each_pixel(label.text, |fx, fy| {
+                let dot = Rect::new(x0 + fx * s, y0 + fy * s, s, s).intersect(&bounds);
+                if !dot.is_empty() {
+                    canvas.fill(dot, label.foreground);
+                }
+            });
+        }
+    }
+
+    fn draw_map(
+        &mut self,
+        canvas: &mut impl Canvas,
+        scene: &Scene,
+        map: MapView,
+        palette: &Palette,
+    ) {
+        let roi = scene.roi;
+        let vis = roi.intersect(&canvas.bounds());
+        let (mw, mh) = (map.width, map.height);
+        if vis.is_empty() || mw == 0 || mh == 0 || map.data.len() < mw * mh {
+            return;
+        }
+        let (vw, vh) = (vis.w as usize, vis.h as usize);
+
+        // Bilinear upsampling, pixel centres aligned (as the detector's resize).
+        let source = |dst: i32, from: i32, scale: f64, len: usize| {
+            let s = ((dst - from) as f64 + 0.5) * scale - 0.5;
+            let s = s.clamp(0.0, (len - 1) as f64);
+            let i = s.floor() as u32;
+            let f = ((s - i as f64) * 256.0).round() as u32;
+            (i, (i + 1).min(len as u32 - 1), f)
+        };
+        let sx = mw as f64 / roi.w as f64;
+        let sy = mh as f64 / roi.h as f64;
+        self.weights.clear();
+        self.runs.clear();
+        for (c, x) in (vis.x..vis.right()).enumerate() {
+            let (x0, x1, f) = source(x, roi.x, sx, mw);
+            self.weights.push(f);
+            match self.runs.last_mut() {
+                Some(run) if run.2 == x0 as usize && run.3 == x1 as usize => run.1 = c + 1,
+                _ => self.runs.push((c, c + 1, x0 as usize, x1 as usize)),
+            }
+        }
+        self.row.resize(mw, 0);
+        self.values.resize(vw * vh, 0);
+        for (r, out) in self.values.chunks_exact_mut(vw).enumerate() {
+            let (y0, y1, fy) = source(vis.y + r as i32, roi.y, sy, mh);
+            let a = &map.data[y0 as usize * mw..][..mw];
+            let b = &map.data[y1 as usize * mw..][..mw];
+            for ((t, &a), &b) in self.row.iter_mut().zip(a).zip(b) {
+                *t = a as u32 * (256 - fy) + b as u32 * fy;
+            }
+            for &(start, end, x0, x1) in &self.runs {
+                let (a, b) = (self.row[x0], self.row[x1]);
+                for (o, &f) in out[start..end].iter_mut().zip(&self.weights[start..end]) {
+                    *o = ((a * (256 - f) + b * f + 32768) >> 16) as u8;
+                }
+            }
+        }
+
+        // Palette indices: the heat colour, or the outline on mask pixels (>= 128, the pixel
+        // threshold) with a pixel outside the mask `t` pixels away.
+        let t = scene.outline_width.max(1) as usize;
+        self.idx.resize(vw, CLEAR);
+        let values = &self.values;
+        let idx = &mut self.idx;
+        for r in 0..vh {
+            let row = &values[r * vw..][..vw];
+            if scene.heatmap {
+                for (i, &v) in idx.iter_mut().zip(row) {
+                    *i = v as u16;
+                }
+            } else {
+                idx.fill(CLEAR);
+            }
+            if scene.outline {
+                // Mask pixels on the border of the visible roi are outline; inside, those
+                // with a pixel outside the mask `t` pixels away.
+                let inner = r >= t && r + t < vh && vw > 2 * t;
+                let edge_cols = if inner { t } else { vw };
+                for c in (0..edge_cols).chain(vw.saturating_sub(edge_cols).max(edge_cols)..vw) {
+                    if row[c] >= 128 {
+                        idx[c] = OUTLINE;
+                    }
+                }
+                if inner {
+                    let up = &values[(r - t) * vw..][t..vw - t];
+                    let down = &values[(r + t) * vw..][t..vw - t];
+                    let centre = &row[t..vw - t];
+                    let left = &row[..vw - 2 * t];
+                    let right = &row[2 * t..];
+                    for (i, ((((&v, &l), &rt), &u), &d)) in idx[t..vw - t]
+                        .iter_mut()
+                        .zip(centre.iter().zip(left).zip(right).zip(up).zip(down))
+                    {
+                        if v >= 128 && l.min(rt).min(u).min(d) < 128 {
+                            *i = OUTLINE;
+                        }
+                    }
+                }
+            }
+            canvas.span(vis.x, vis.y + r as i32, idx, palette);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene<'a>(map: MapView<'a>, boxes: &'a [Rect]) -> Scene<'a> {
+        Scene {
+            roi: Rect::new(2, 2, 8, 8),
+            map: Some(map),
+            heatmap: true,
+            outline: true,
+            outline_width: 1,
+            boxes,
+            box_width: 1,
+            box_colour: [0, 0, 255, 255],
+            label: None,
+        }
+    }
+
+    #[test]
+    fn rect_maths() {
+        let a = Rect::new(0, 0, 10, 10);
+        let b = Rect::new(5, 5, 10, 10);
+        assert_eq!(a.intersect(&b), Rect::new(5, 5, 5, 5));
+        assert_eq!(a.union(&b), Rect::new(0, 0, 15, 15));
+        assert!(a.intersect(&Rect::new(20, 20, 1, 1)).is_empty());
+        let s = Scale::new((640, 480), (320, 240));
+        assert_eq!(s.rect(200, 100, 120, 80), Rect::new(100, 50, 60, 40));
+    }
+
+    #[test]
+    fn packed_and_layer_agree() {
+        // A 4x4 map, hot in the middle.
+        let mut m = [0u8; 16];
+        for i in [5, 6, 9, 10] {
+            m[i] = 255;
+        }
+        let map = MapView {
+            data: &m,
+            width: 4,
+            height: 4,
+        };
+        let boxes = [Rect::new(3, 3, 6, 6)];
+        let s = scene(map, &boxes);
+        let heat: [Rgb; 256] = std::array::from_fn(|i| [i as u8, 0, 0]);
+        let mut r = Renderer::default();
+
+        let mut frame = vec![100u8; 12 * 12 * 3];
+        let pal = Space::Rgb.palette(&heat, 128, [0, 255, 0]);
+        r.draw(&mut Packed::<3>::new(&mut frame, 36, 12, 12), &s, &pal);
+        let px = |x: usize, y: usize| &frame[(y * 12 + x) * 3..][..3];
+        assert_eq!(px(0, 0), [100, 100, 100], "outside the roi");
+        assert_eq!(px(3, 3), [0, 0, 255], "box");
+        assert_eq!(px(2, 2), [mix(0, 100, 128); 3], "cold heat");
+        let outline = (0..12)
+            .flat_map(|y| (0..12).map(move |x| (x, y)))
+            .filter(|&(x, y)| px(x, y) == [0, 255, 0])
+            .count();
+        assert!(outline > 0);
+
+        let area = s.extent(Rect::new(0, 0, 12, 12));
+        assert_eq!(area, Rect::new(2, 2, 8, 8));
+        let mut layer = vec![0u8; 8 * 8 * 4];
+        let pal = Space::Argb.palette(&heat, 128, [0, 255, 0]);
+        r.draw(&mut Layer::new(&mut layer, area), &s, &pal);
+        let lp = |x: usize, y: usize| {
+            let p = &layer[((y - 2) * 8 + (x - 2)) * 4..][..4];
+            [
+                p[ARGB_ORDER[0]],
+                p[ARGB_ORDER[1]],
+                p[ARGB_ORDER[2]],
+                p[ARGB_ORDER[3]],
+            ]
+        };
+        assert_eq!(lp(3, 3), [0, 0, 255, 255]);
+        assert_eq!(lp(2, 2), [0, 0, 0, 128]);
+    }
+
+    #[test]
+    fn yuv_entry() {
+        let m = Space::Yuv(YuvMatrix::BT601);
+        assert_eq!(m.entry([255, 255, 255], 1), [235, 128, 128, 1]);
+        assert_eq!(m.entry([0, 0, 0], 1), [16, 128, 128, 1]);
+        let red = m.entry([255, 0, 0], 1);
+        assert_eq!(red[0], 81);
+        assert_eq!(red[2], 240);
+    }
+}
