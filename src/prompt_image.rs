@@ -124,12 +124,46 @@ pub fn load_prompt(path: &Path, max_pixels: u64) -> Result<RgbImage, PromptError
     }
 
     let open = || -> Result<_, PromptError> {
+        let file = fs::File::open(path).map_err(io_error)?;
+        Ok(io::BufReader::new(file))
+    };
+    decode(path, max_pixels, open, || fs::read(path).map_err(io_error))
+}
+
+/// Decodes a prompt image held in memory; `label` names it in errors. Same checks and
+/// conversion as [`load_prompt`] (which the fuzz target exercises through this).
+pub fn decode_prompt(bytes: &[u8], label: &Path, max_pixels: u64) -> Result<RgbImage, PromptError> {
+    if bytes.is_empty() {
+        return Err(PromptError::Empty {
+            path: label.to_path_buf(),
+        });
+    }
+    decode(
+        label,
+        max_pixels,
+        || Ok(io::Cursor::new(bytes)),
+        || Ok(bytes.to_vec()),
+    )
+}
+
+/// Header check, then decoding under limits. `open` gives a fresh reader each time; `whole`
+/// gives all the bytes (only needed for JPEG's end-of-image check).
+fn decode<R: io::BufRead + io::Seek>(
+    path: &Path,
+    max_pixels: u64,
+    open: impl Fn() -> Result<R, PromptError>,
+    whole: impl Fn() -> Result<Vec<u8>, PromptError>,
+) -> Result<RgbImage, PromptError> {
+    let owned = || path.to_path_buf();
+    let open = || -> Result<_, PromptError> {
         // The format comes from the content only (all supported formats have a magic
         // number): a text file named `.png` is "not an image", a PNG named `.jpg` is fine.
-        let file = fs::File::open(path).map_err(io_error)?;
-        let reader = ImageReader::new(io::BufReader::new(file))
+        let reader = ImageReader::new(open()?)
             .with_guessed_format()
-            .map_err(io_error)?;
+            .map_err(|error| PromptError::Unreadable {
+                path: owned(),
+                error,
+            })?;
         match reader.format() {
             Some(format) => Ok((reader, format)),
             None => Err(PromptError::NotAnImage { path: owned() }),
@@ -161,7 +195,7 @@ pub fn load_prompt(path: &Path, max_pixels: u64) -> Result<RgbImage, PromptError
     // end-of-image marker after the first scan (scan data cannot contain it: the encoder
     // escapes 0xFF bytes). Thumbnails in the metadata, before the scan, have their own.
     if format == ImageFormat::Jpeg {
-        let bytes = fs::read(path).map_err(io_error)?;
+        let bytes = whole()?;
         let scan = bytes.windows(2).position(|m| m == [0xff, 0xda]);
         let complete = scan.is_some_and(|at| bytes[at..].windows(2).any(|m| m == [0xff, 0xd9]));
         if !complete {
