@@ -156,7 +156,8 @@ struct State {
     /// The model input, written in place every frame.
     input: Tensor<f32>,
     map: Vec<f32>,
-    map_u8_len: usize,
+    /// Recycles the 8-bit anomaly maps: one returns when its frame is freed downstream.
+    map_pool: gst::BufferPool,
     regions: Regions,
     prompt: Option<ActivePrompt>,
     info: Option<gst_video::VideoInfo>,
@@ -649,7 +650,7 @@ impl BaseTransformImpl for OnenipDetect {
             provider: report.active.to_string(),
             preprocessor,
             input,
-            map_u8_len: models.map_len(),
+            map_pool: new_map_pool(models.map_len())?,
             map,
             regions: Regions::new(),
             prompt,
@@ -667,6 +668,9 @@ impl BaseTransformImpl for OnenipDetect {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(state) = lock(&self.state).as_ref() {
+            let _ = state.map_pool.set_active(false);
+        }
         // Taken out first: joining the worker must not happen under a lock it may need.
         let worker = lock(&self.worker).take();
         drop(worker);
@@ -777,6 +781,22 @@ impl BaseTransformImpl for OnenipDetect {
         }
         result
     }
+}
+
+/// A pool of `len`-byte buffers for the anomaly maps.
+fn new_map_pool(len: usize) -> Result<gst::BufferPool, gst::ErrorMessage> {
+    let pool = gst::BufferPool::new();
+    let mut config = pool.config();
+    config.set_params(None, len as u32, 2, 0);
+    pool.set_config(config)
+        .and_then(|_| pool.set_active(true))
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::CoreError::Failed,
+                ("Cannot set up the anomaly map pool: {}", e)
+            )
+        })?;
+    Ok(pool)
 }
 
 impl OnenipDetect {
@@ -963,10 +983,12 @@ impl OnenipDetect {
             })
             .collect();
         let scale = map_scale(pixel_threshold);
-        let mut map_buffer = gst::Buffer::with_size(state.map_u8_len)
-            .map_err(|_| self.flow_error("cannot allocate the anomaly map".into()))?;
+        let mut map_buffer = state
+            .map_pool
+            .acquire_buffer(None)
+            .map_err(|e| self.flow_error(format!("cannot get an anomaly map buffer: {e:?}")))?;
         {
-            let map_buffer = map_buffer.get_mut().expect("new buffer is writable");
+            let map_buffer = map_buffer.get_mut().expect("a pooled buffer is writable");
             let mut bytes = map_buffer
                 .map_writable()
                 .map_err(|_| self.flow_error("cannot map the anomaly map".into()))?;
