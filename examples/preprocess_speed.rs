@@ -2,8 +2,11 @@
 //! input, single thread. Not a test; run it in release:
 //!
 //! ```sh
-//! cargo run -p onenip --release --example preprocess_speed [-- SIZE [ITERATIONS]]
+//! cargo run -p onenip --release --example preprocess_speed [-- SIZE [ITERATIONS [CASE]]]
 //! ```
+//!
+//! `CASE` keeps only the case of that name (`GRAY8`, `RGB`...), which is
+//! handy under `valgrind --tool=callgrind` for instruction counts per layout.
 //!
 //! It also counts the heap allocations made per frame.
 
@@ -62,6 +65,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let size: u32 = args.next().map_or(256, |s| s.parse().expect("SIZE"));
     let iterations: u32 = args.next().map_or(100, |s| s.parse().expect("ITERATIONS"));
+    let only = args.next().unwrap_or_default();
 
     let (w, h) = (WIDTH as usize, HEIGHT as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -109,7 +113,7 @@ fn main() {
     let mut pre = Preprocessor::new(size, IMAGENET_MEAN, IMAGENET_STD).unwrap();
     let mut out = vec![0.0f32; pre.output_len()];
     println!("{WIDTH}x{HEIGHT} -> {size}x{size}, {iterations} iterations, single thread");
-    for (name, layout, bufs, roi) in &cases {
+    for (name, layout, bufs, roi) in cases.iter().filter(|c| only.is_empty() || c.0 == only) {
         let planes: Vec<Plane> = bufs
             .iter()
             .map(|(data, stride)| Plane {

@@ -152,6 +152,8 @@ impl Axis {
             }
             axis.starts.push(start);
         }
+        // The kernels rely on this to bound-check only the last window.
+        assert!(axis.starts.windows(2).all(|s| s[0] <= s[1]));
         axis
     }
 
@@ -189,14 +191,28 @@ struct Geometry {
     channels: usize,
 }
 
+/// Horizontal taps are padded to a multiple of this (where the input is wide enough) so
+/// that the SIMD kernel reads whole blocks of 8 or 16 samples.
+const TAP_BLOCK: usize = 8;
+
+/// Bits of the low half of a split weight (see [`Plan::hi`]).
+const SPLIT_BITS: u32 = 11;
+
 /// Weights for one geometry.
 #[derive(Debug)]
 struct Plan {
     geometry: Geometry,
+    /// Horizontal weights, `starts` relative to `columns.0`.
     horizontal: Axis,
-    /// Horizontal weights repeated for each channel: `taps * channels` per output.
-    expanded: Vec<i32>,
+    /// The horizontal weights split as `w = hi << SPLIT_BITS | lo`, both halves small
+    /// enough for `i16` multiplies (`_mm256_madd_epi16`): recombined in `i32`, the sum is
+    /// exactly Pillow's `i32` accumulation.
+    hi: Vec<i16>,
+    /// Low halves, `0..1 << SPLIT_BITS`.
+    lo: Vec<i16>,
     vertical: Axis,
+    /// Source columns `first..end` the horizontal pass reads.
+    columns: (usize, usize),
     /// Source rows `first..end` the vertical pass reads.
     rows: (usize, usize),
 }
@@ -208,23 +224,37 @@ impl Plan {
             height,
             window,
             out,
-            channels,
+            ..
         } = geometry;
-        let horizontal = Axis::new(width, window.x0, window.x1, out, lanes(channels) / channels);
+        let mut horizontal = Axis::new(width, window.x0, window.x1, out, TAP_BLOCK);
+        let columns = horizontal.used();
+        for start in &mut horizontal.starts {
+            *start -= columns.0;
+        }
         let vertical = Axis::new(height, window.y0, window.y1, out, 1);
-        let expanded = horizontal
+        let (hi, lo) = horizontal
             .weights
             .iter()
-            .flat_map(|&w| std::iter::repeat_n(w, channels))
-            .collect();
+            .map(|&w| {
+                let hi = i16::try_from(w >> SPLIT_BITS).expect("weights are at most 1.0");
+                (hi, (w & ((1 << SPLIT_BITS) - 1)) as i16)
+            })
+            .unzip();
         let rows = vertical.used();
         Self {
             geometry,
             horizontal,
-            expanded,
+            hi,
+            lo,
             vertical,
+            columns,
             rows,
         }
+    }
+
+    /// Whether the SIMD horizontal kernel applies: whole blocks of taps.
+    fn blocked(&self) -> bool {
+        self.horizontal.taps.is_multiple_of(TAP_BLOCK)
     }
 }
 
@@ -233,8 +263,13 @@ impl Plan {
 #[derive(Debug, Default)]
 pub(crate) struct Resampler {
     plan: Option<Plan>,
-    /// Horizontal pass result: `out * C` bytes for each source row the vertical pass reads.
+    /// Horizontal pass result, for each source row the vertical pass reads: `C` planes of
+    /// `out` bytes (planar, so that each channel is a contiguous dot-product input).
     temp: Vec<u8>,
+    /// One source row split into `C` planes of the used columns (`C > 1` only).
+    planes: Vec<u8>,
+    /// Vertical pass result in the same per-row planar layout (`C > 1` only).
+    planar: Vec<u8>,
 }
 
 impl Resampler {
@@ -248,6 +283,18 @@ impl Resampler {
         window: Window,
         out: usize,
         dst: &mut [u8],
+    ) {
+        self.resize_with::<C>(src, window, out, dst, simd_available());
+    }
+
+    /// [`Self::resize`], with the SIMD kernels only if `simd` (tests compare both).
+    fn resize_with<const C: usize>(
+        &mut self,
+        src: SrcRect,
+        window: Window,
+        out: usize,
+        dst: &mut [u8],
+        simd: bool,
     ) {
         assert!(src.width > 0 && src.height > 0 && out > 0);
         assert!(
@@ -265,125 +312,379 @@ impl Resampler {
         };
         if self.plan.as_ref().is_none_or(|p| p.geometry != geometry) {
             let plan = Plan::new(geometry);
-            let temp_len = (plan.rows.1 - plan.rows.0) * out * C;
-            if self.temp.len() < temp_len {
-                self.temp.resize(temp_len, 0);
+            let grow = |buf: &mut Vec<u8>, len: usize| {
+                if buf.len() < len {
+                    buf.resize(len, 0);
+                }
+            };
+            grow(&mut self.temp, (plan.rows.1 - plan.rows.0) * out * C);
+            if C > 1 {
+                grow(&mut self.planes, (plan.columns.1 - plan.columns.0) * C);
+                grow(&mut self.planar, out * out * C);
             }
             self.plan = Some(plan);
         }
         let plan = self.plan.as_ref().expect("plan set above");
         let row_len = out * C;
-        let (first, end) = plan.rows;
-        let temp = &mut self.temp[..(end - first) * row_len];
+        let temp = &mut self.temp[..(plan.rows.1 - plan.rows.0) * row_len];
+        horizontal_pass::<C>(src, plan, &mut self.planes, temp, simd && plan.blocked());
 
-        horizontal_pass::<C>(src, first, &plan.horizontal, &plan.expanded, temp);
         let v = &plan.vertical;
-        vertical_pass(temp, row_len, first, &v.starts, v.taps, &v.weights, dst);
+        let vertical = |to: &mut [u8]| {
+            vertical_pass(
+                temp,
+                row_len,
+                plan.rows.0,
+                &v.starts,
+                v.taps,
+                &v.weights,
+                to,
+            )
+        };
+        if C == 1 {
+            vertical(dst);
+        } else {
+            let planar = &mut self.planar[..out * out * C];
+            vertical(planar);
+            for (from, to) in planar
+                .chunks_exact(row_len)
+                .zip(dst.chunks_exact_mut(row_len))
+            {
+                interleave::<C>(from, to);
+            }
+        }
     }
 }
 
-/// Horizontal pass over source rows `first..` into `temp` (one `out * C` row per source
-/// row), with the best code the CPU allows.
+/// Whether the CPU runs the SIMD kernels.
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Horizontal pass over the source rows the vertical pass reads, into `temp` (per row, `C`
+/// planes of `out` bytes); with the AVX2 kernel if `simd`.
 fn horizontal_pass<const C: usize>(
     src: SrcRect,
-    first: usize,
-    axis: &Axis,
-    expanded: &[i32],
+    plan: &Plan,
+    planes: &mut [u8],
     temp: &mut [u8],
+    simd: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        unsafe { horizontal_avx2::<C>(src, first, axis, expanded, temp) };
+    if simd {
+        // SAFETY: `simd` is only set when the CPU has AVX2.
+        unsafe { avx2::horizontal_pass::<C>(src, plan, planes, temp) };
         return;
     }
-    horizontal_rows::<C>(src, first, axis, expanded, temp);
+    let _ = simd;
+    horizontal_rows::<C>(src, plan, planes, temp, deinterleave::<C>, |plane, dst| {
+        horizontal_plane(plane, &plan.horizontal, dst)
+    });
 }
 
-/// [`horizontal_rows`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn horizontal_avx2<const C: usize>(
-    src: SrcRect,
-    first: usize,
-    axis: &Axis,
-    expanded: &[i32],
-    temp: &mut [u8],
-) {
-    horizontal_rows::<C>(src, first, axis, expanded, temp);
-}
-
+/// Runs `kernel` (one plane of source samples to one plane of `out` bytes) over the
+/// channels of every needed source row, splitting interleaved pixels into planes first
+/// with `split` (`row`, `planes`; see [`deinterleave`]).
 #[inline(always)]
 fn horizontal_rows<const C: usize>(
     src: SrcRect,
-    first: usize,
-    axis: &Axis,
-    expanded: &[i32],
+    plan: &Plan,
+    planes: &mut [u8],
     temp: &mut [u8],
+    mut split: impl FnMut(&[u8], &mut [u8]),
+    mut kernel: impl FnMut(&[u8], &mut [u8]),
 ) {
-    let row_len = axis.starts.len() * C;
-    for (r, dst) in temp.chunks_exact_mut(row_len).enumerate() {
-        let row = &src.data[(first + r) * src.stride..][..src.width * C];
-        match lanes(C) {
-            24 => horizontal_row::<C, 24>(row, axis, expanded, dst),
-            _ => horizontal_row::<C, 16>(row, axis, expanded, dst),
+    let (x0, x1) = plan.columns;
+    let out = plan.horizontal.starts.len();
+    for (r, dst) in temp.chunks_exact_mut(out * C).enumerate() {
+        let row = &src.data[(plan.rows.0 + r) * src.stride..][x0 * C..x1 * C];
+        if C == 1 {
+            kernel(row, dst);
+            continue;
+        }
+        let planes = &mut planes[..(x1 - x0) * C];
+        split(row, planes);
+        for (plane, dst) in planes.chunks_exact(x1 - x0).zip(dst.chunks_exact_mut(out)) {
+            kernel(plane, dst);
         }
     }
 }
 
-/// Accumulator lanes of the horizontal pass for `channels` bytes per pixel: a multiple of
-/// the channel count that halves down to it, and of 8 (one AVX2 register of `i32`).
-const fn lanes(channels: usize) -> usize {
-    if channels == 3 {
-        24
-    } else {
-        16
-    }
-}
-
-/// One row of the horizontal pass: each output pixel is the dot product of its window of
-/// `taps * C` source bytes with its expanded weights, lane `j` adding to channel `j % C`.
+/// Splits `C`-byte pixels into `C` planes, one pass over the row.
 #[inline(always)]
-fn horizontal_row<const C: usize, const L: usize>(
-    row: &[u8],
-    axis: &Axis,
-    expanded: &[i32],
-    dst: &mut [u8],
-) {
-    let n = axis.taps * C;
-    let full = n / L * L;
-    let pixels = dst.chunks_exact_mut(C).zip(&axis.starts);
-    for ((px, &start), weights) in pixels.zip(expanded.chunks_exact(n)) {
-        let bytes = &row[start * C..][..n];
-        let mut lanes = [0i32; L];
-        for (b, w) in bytes[..full]
-            .chunks_exact(L)
-            .zip(weights[..full].chunks_exact(L))
-        {
-            for j in 0..L {
-                lanes[j] += i32::from(b[j]) * w[j];
+fn deinterleave<const C: usize>(row: &[u8], planes: &mut [u8]) {
+    let width = row.len() / C;
+    let mut split = planes.chunks_exact_mut(width);
+    let mut plane = || split.next().expect("C planes");
+    match C {
+        2 => {
+            let (a, b) = (plane(), plane());
+            for ((a, b), px) in a.iter_mut().zip(b).zip(row.chunks_exact(2)) {
+                (*a, *b) = (px[0], px[1]);
             }
         }
-        // Fold the lanes in halves (vector adds) down to one pixel; L / C is a power of 2.
-        let mut len = L;
-        while len > C {
-            len /= 2;
-            for j in 0..len {
-                lanes[j] += lanes[j + len];
+        3 => {
+            let (a, b, c) = (plane(), plane(), plane());
+            let planes = a.iter_mut().zip(b).zip(c);
+            for (((a, b), c), px) in planes.zip(row.chunks_exact(3)) {
+                (*a, *b, *c) = (px[0], px[1], px[2]);
             }
         }
-        let mut acc = [HALF; C];
-        for (a, lane) in acc.iter_mut().zip(lanes) {
-            *a += lane;
+        4 => {
+            let (a, b, c, d) = (plane(), plane(), plane(), plane());
+            let planes = a.iter_mut().zip(b).zip(c).zip(d);
+            for ((((a, b), c), d), px) in planes.zip(row.chunks_exact(4)) {
+                (*a, *b, *c, *d) = (px[0], px[1], px[2], px[3]);
+            }
         }
-        // Only for windows that could not be aligned (inputs narrower than L / C pixels).
-        // L is a multiple of C, so the tail starts on a pixel boundary.
-        for (j, (&b, &w)) in bytes[full..].iter().zip(&weights[full..]).enumerate() {
-            acc[j % C] += i32::from(b) * w;
+        _ => {
+            for (c, plane) in planes.chunks_exact_mut(width).enumerate() {
+                for (p, px) in plane.iter_mut().zip(row.chunks_exact(C)) {
+                    *p = px[c];
+                }
+            }
         }
-        for (p, a) in px.iter_mut().zip(acc) {
-            *p = clip8(a);
+    }
+}
+
+/// Joins a row of `C` planes back into `C`-byte pixels.
+#[inline(always)]
+fn interleave<const C: usize>(planar: &[u8], dst: &mut [u8]) {
+    let width = dst.len() / C;
+    for (c, plane) in planar.chunks_exact(width).enumerate() {
+        for (px, &p) in dst.chunks_exact_mut(C).zip(plane) {
+            px[c] = p;
         }
+    }
+}
+
+/// The portable horizontal kernel: Pillow's loop, one output sample at a time.
+fn horizontal_plane(plane: &[u8], axis: &Axis, dst: &mut [u8]) {
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = horizontal_sample(plane, axis, j);
+    }
+}
+
+/// Output sample `j` of one plane.
+#[inline(always)]
+fn horizontal_sample(plane: &[u8], axis: &Axis, j: usize) -> u8 {
+    let taps = axis.taps;
+    let window = &plane[axis.starts[j]..][..taps];
+    let weights = &axis.weights[j * taps..][..taps];
+    let acc = window
+        .iter()
+        .zip(weights)
+        .fold(HALF, |acc, (&p, &w)| acc + i32::from(p) * w);
+    clip8(acc)
+}
+
+/// The AVX2 horizontal kernel: `_mm256_madd_epi16` on samples widened to `i16` and the
+/// split weights, eight output samples at a time.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{deinterleave, horizontal_rows, horizontal_sample, Axis, Plan, SrcRect, HALF};
+    use super::{PRECISION_BITS, SPLIT_BITS};
+
+    /// [`super::horizontal_rows`] with this kernel (and the plane splitting compiled for
+    /// AVX2 too).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn horizontal_pass<const C: usize>(
+        src: SrcRect,
+        plan: &Plan,
+        planes: &mut [u8],
+        temp: &mut [u8],
+    ) {
+        // Closures inherit their function's target features.
+        let split = |row: &[u8], planes: &mut [u8]| match C {
+            4 => deinterleave4(row, planes),
+            _ => deinterleave::<C>(row, planes),
+        };
+        horizontal_rows::<C>(src, plan, planes, temp, split, |plane, dst| {
+            horizontal_plane(plane, &plan.horizontal, &plan.hi, &plan.lo, dst)
+        });
+    }
+
+    /// [`super::deinterleave`] of 4-byte pixels, 32 at a time: bytes grouped by channel
+    /// within each 4-pixel dword group, then a 4x4 dword transpose.
+    #[target_feature(enable = "avx2")]
+    fn deinterleave4(row: &[u8], planes: &mut [u8]) {
+        let width = row.len() / 4;
+        assert!(planes.len() >= width * 4);
+        let group = _mm256_setr_epi8(
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, //
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+        );
+        // After the transpose, 4-pixel groups come as 0, 2, 4, 6 | 1, 3, 5, 7.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let (src, dst) = (row.as_ptr(), planes.as_mut_ptr());
+        let blocks = width / 32;
+        for b in 0..blocks {
+            // SAFETY: pixels `32 * b..32 * (b + 1)` are inside `row` (`b < width / 32`).
+            let v: [__m256i; 4] = std::array::from_fn(|i| unsafe {
+                let v = _mm256_loadu_si256(src.add(b * 128 + i * 32).cast());
+                _mm256_shuffle_epi8(v, group)
+            });
+            let t0 = _mm256_unpacklo_epi32(v[0], v[1]);
+            let t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+            let t2 = _mm256_unpacklo_epi32(v[2], v[3]);
+            let t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+            let channels = [
+                _mm256_unpacklo_epi64(t0, t2),
+                _mm256_unpackhi_epi64(t0, t2),
+                _mm256_unpacklo_epi64(t1, t3),
+                _mm256_unpackhi_epi64(t1, t3),
+            ];
+            for (c, v) in channels.into_iter().enumerate() {
+                let v = _mm256_permutevar8x32_epi32(v, order);
+                // SAFETY: plane `c` has `width` bytes from `c * width`; `32 * (b + 1) <= width`.
+                unsafe { _mm256_storeu_si256(dst.add(c * width + b * 32).cast(), v) };
+            }
+        }
+        for i in blocks * 32..width {
+            for c in 0..4 {
+                planes[c * width + i] = row[i * 4 + c];
+            }
+        }
+    }
+
+    /// One plane of the horizontal pass; identical results to [`super::horizontal_plane`].
+    ///
+    /// `axis.taps` must be a multiple of 8, `hi` and `lo` the split `axis.weights`.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn horizontal_plane(
+        plane: &[u8],
+        axis: &Axis,
+        hi: &[i16],
+        lo: &[i16],
+        dst: &mut [u8],
+    ) {
+        // The usual tap counts get a fully unrolled copy (16 for a 7.5x reduction).
+        match axis.taps {
+            8 => plane_taps::<8>(plane, axis, hi, lo, dst),
+            16 => plane_taps::<16>(plane, axis, hi, lo, dst),
+            24 => plane_taps::<24>(plane, axis, hi, lo, dst),
+            32 => plane_taps::<32>(plane, axis, hi, lo, dst),
+            _ => plane_taps::<0>(plane, axis, hi, lo, dst),
+        }
+    }
+
+    /// [`horizontal_plane`] for `N` taps, or `axis.taps` if `N` is 0.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn plane_taps<const N: usize>(
+        plane: &[u8],
+        axis: &Axis,
+        hi: &[i16],
+        lo: &[i16],
+        dst: &mut [u8],
+    ) {
+        let taps = if N > 0 { N } else { axis.taps };
+        let n = dst.len();
+        assert!(taps == axis.taps && taps.is_multiple_of(8) && axis.starts.len() == n);
+        assert!(hi.len() == n * taps && lo.len() == n * taps);
+        // Starts are non-decreasing (`Axis::new`), so the last window is the rightmost.
+        assert!(axis.starts.last().is_none_or(|&s| s + taps <= plane.len()));
+        let (p, h, l) = (plane.as_ptr(), hi.as_ptr(), lo.as_ptr());
+        let blocks = dst.chunks_exact_mut(8).zip(axis.starts.chunks_exact(8));
+        for (b, (block, starts)) in blocks.enumerate() {
+            let mut sums = [_mm256_setzero_si256(); 8];
+            for (k, (sum, &start)) in sums.iter_mut().zip(starts).enumerate() {
+                let w = (b * 8 + k) * taps;
+                // SAFETY: the window lies in `plane` (asserted above) and the weights of
+                // this output in `hi` and `lo` (`n * taps` each).
+                *sum = unsafe { dot(p.add(start), h.add(w), l.add(w), taps) };
+            }
+            store8(reduce8(sums), block);
+        }
+        for (j, d) in dst.iter_mut().enumerate().skip(n / 8 * 8) {
+            *d = horizontal_sample(plane, axis, j);
+        }
+    }
+
+    /// Eight `i32` partial sums of `window · (hi << SPLIT_BITS | lo)` over `taps` (a
+    /// multiple of 8) samples and weights.
+    ///
+    /// # Safety
+    /// `window`, `hi` and `lo` must be valid for reading `taps` elements.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot(window: *const u8, hi: *const i16, lo: *const i16, taps: usize) -> __m256i {
+        let mut acc = _mm256_setzero_si256();
+        let mut t = 0;
+        while t + 16 <= taps {
+            // SAFETY: `t + 16 <= taps` (caller's contract).
+            let (p, h, l) = unsafe {
+                (
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(window.add(t).cast())),
+                    _mm256_loadu_si256(hi.add(t).cast()),
+                    _mm256_loadu_si256(lo.add(t).cast()),
+                )
+            };
+            acc = _mm256_add_epi32(
+                acc,
+                combine(_mm256_madd_epi16(p, h), _mm256_madd_epi16(p, l)),
+            );
+            t += 16;
+        }
+        if t < taps {
+            // SAFETY: `t + 8 == taps`.
+            let (p, h, l) = unsafe {
+                (
+                    _mm_cvtepu8_epi16(_mm_loadl_epi64(window.add(t).cast())),
+                    _mm_loadu_si128(hi.add(t).cast()),
+                    _mm_loadu_si128(lo.add(t).cast()),
+                )
+            };
+            let hl = _mm_add_epi32(
+                _mm_slli_epi32::<{ SPLIT_BITS as i32 }>(_mm_madd_epi16(p, h)),
+                _mm_madd_epi16(p, l),
+            );
+            acc = _mm256_add_epi32(acc, _mm256_zextsi128_si256(hl));
+        }
+        acc
+    }
+
+    /// `hi << SPLIT_BITS + lo`, lane by lane. Wrapping, but the final sums are Pillow's
+    /// `i32` sums, which do not overflow, so the result is exact.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn combine(hi: __m256i, lo: __m256i) -> __m256i {
+        _mm256_add_epi32(_mm256_slli_epi32::<{ SPLIT_BITS as i32 }>(hi), lo)
+    }
+
+    /// The eight lanes of each of `s[0..8]` summed: output sample `k` in lane `k`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn reduce8(s: [__m256i; 8]) -> __m256i {
+        let h01 = _mm256_hadd_epi32(s[0], s[1]);
+        let h23 = _mm256_hadd_epi32(s[2], s[3]);
+        let h45 = _mm256_hadd_epi32(s[4], s[5]);
+        let h67 = _mm256_hadd_epi32(s[6], s[7]);
+        // Per 128-bit half: samples 0..4 (4..8), each summed over that half's lanes.
+        let q0 = _mm256_hadd_epi32(h01, h23);
+        let q1 = _mm256_hadd_epi32(h45, h67);
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(q0, q1),
+            _mm256_permute2x128_si256::<0x31>(q0, q1),
+        )
+    }
+
+    /// Rounds eight sums to bytes like [`super::clip8`] and stores them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store8(sums: __m256i, dst: &mut [u8]) {
+        assert!(dst.len() >= 8);
+        let v = _mm256_add_epi32(sums, _mm256_set1_epi32(HALF));
+        let v = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(v);
+        // Shifted sums are within +-512: the i16 packing is exact, the u8 one clamps.
+        let words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        // SAFETY: `dst` has at least 8 bytes.
+        unsafe { _mm_storel_epi64(dst.as_mut_ptr().cast(), _mm_packus_epi16(words, words)) };
     }
 }
 
@@ -482,6 +783,113 @@ mod tests {
             let axis = Axis::new(n, 0.0, n as f64, out, 4);
             assert!(axis.starts.windows(2).all(|s| s[0] <= s[1]));
             assert!(axis.used().1 <= n);
+        }
+    }
+
+    /// A deterministic pseudo-random byte sequence.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Resizes with and without the SIMD kernels and checks that they agree (on CPUs
+    /// without them both runs are the portable code).
+    fn simd_matches_scalar<const C: usize>(
+        width: usize,
+        height: usize,
+        window: Window,
+        out: usize,
+    ) {
+        let stride = width * C + 3;
+        let data = noise(stride * height, (width * 31 + height * 7 + C) as u64);
+        let src = SrcRect {
+            data: &data,
+            stride,
+            width,
+            height,
+        };
+        let (mut fast, mut slow) = (vec![0; out * out * C], vec![0; out * out * C]);
+        let mut r = Resampler::default();
+        r.resize_with::<C>(src, window, out, &mut fast, simd_available());
+        r.resize_with::<C>(src, window, out, &mut slow, false);
+        assert_eq!(
+            fast, slow,
+            "{C} channels, {width}x{height} -> {out}, {window:?}"
+        );
+    }
+
+    #[test]
+    fn simd_kernels_match_the_scalar_ones() {
+        for (w, h, out) in [
+            (1920, 1080, 256),
+            (801, 601, 224),
+            (64, 48, 13),
+            (300, 7, 9),
+        ] {
+            let full = Window::full(w, h);
+            simd_matches_scalar::<1>(w, h, full, out);
+            simd_matches_scalar::<2>(w, h, full, out);
+            simd_matches_scalar::<3>(w, h, full, out);
+            simd_matches_scalar::<4>(w, h, full, out);
+        }
+        // Enlarging, 3840 wide (32 taps), odd taps, fractional windows.
+        simd_matches_scalar::<3>(100, 90, Window::full(100, 90), 256);
+        simd_matches_scalar::<4>(3840, 40, Window::full(3840, 40), 100);
+        simd_matches_scalar::<1>(1000, 40, Window::full(1000, 40), 77);
+        let window = Window {
+            x0: 0.5,
+            y0: 0.5,
+            x1: 400.5,
+            y1: 300.0,
+        };
+        simd_matches_scalar::<2>(401, 301, window, 256);
+    }
+
+    #[test]
+    fn split_weights_recombine_exactly() {
+        let plan = Plan::new(Geometry {
+            width: 1920,
+            height: 1080,
+            window: Window::full(1920, 1080),
+            out: 256,
+            channels: 3,
+        });
+        assert_eq!(plan.horizontal.taps, 16);
+        for ((&w, &hi), &lo) in plan.horizontal.weights.iter().zip(&plan.hi).zip(&plan.lo) {
+            assert!((0..1 << SPLIT_BITS).contains(&lo));
+            assert_eq!(i32::from(hi) << SPLIT_BITS | i32::from(lo), w);
+        }
+    }
+
+    #[test]
+    fn extreme_samples_and_weights() {
+        // Identity (weights of exactly 1.0) on all-255 and all-0 rows, through both paths.
+        for v in [0u8, 255] {
+            let data = vec![v; 16 * 16 * 3];
+            let src = SrcRect {
+                data: &data,
+                stride: 48,
+                width: 16,
+                height: 16,
+            };
+            for simd in [false, simd_available()] {
+                let mut dst = vec![1; 16 * 16 * 3];
+                Resampler::default().resize_with::<3>(
+                    src,
+                    Window::full(16, 16),
+                    16,
+                    &mut dst,
+                    simd,
+                );
+                assert!(dst.iter().all(|&d| d == v));
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Time `onenipoverlay` on 1080p frames: `cargo run --release -p gst-plugin-onenip --example
 //! overlay_speed`. Heat map, outline, boxes and label over the whole frame, for the blending
 //! path (RGB, RGBx, I420, NV12) and the composition path; prints milliseconds per frame.
+//! An optional argument sets the number of frames (default 200), e.g. a few under
+//! `valgrind --tool=callgrind` for instruction counts.
 
 use std::time::Instant;
 
@@ -9,7 +11,6 @@ use gstonenip::meta::{AnomalyMeta, RegionBox};
 
 const W: u32 = 1920;
 const H: u32 = 1080;
-const FRAMES: u32 = 200;
 const ALL: &str = "heatmap+outline+boxes+label";
 
 /// A 256x256 map with two hot blobs and two regions, over the whole frame.
@@ -66,7 +67,7 @@ fn strip_composition(buf: &mut gst::Buffer) {
     }
 }
 
-fn run(format: &str, composition: bool, mode: &str) -> f64 {
+fn run(format: &str, composition: bool, mode: &str, frames: u32) -> f64 {
     let caps = format!("video/x-raw,format={format},width={W},height={H},framerate=30/1");
     let mut h = gst_check::Harness::new_parse(&format!("onenipoverlay mode={mode}"));
     h.set_src_caps_str(&caps);
@@ -97,7 +98,7 @@ fn run(format: &str, composition: bool, mode: &str) -> f64 {
         }
     }
     let mut total = std::time::Duration::ZERO;
-    for _ in 0..FRAMES {
+    for _ in 0..frames {
         if composition {
             strip_composition(&mut buf);
         }
@@ -106,27 +107,30 @@ fn run(format: &str, composition: bool, mode: &str) -> f64 {
         buf = h.pull().unwrap();
         total += t.elapsed();
     }
-    total.as_secs_f64() * 1000.0 / FRAMES as f64
+    total.as_secs_f64() * 1000.0 / frames as f64
 }
 
 fn main() {
+    let frames: u32 = std::env::args()
+        .nth(1)
+        .map_or(200, |s| s.parse().expect("FRAMES"));
     gst::init().unwrap();
     gstonenip::plugin_register_static().unwrap();
-    println!("onenipoverlay, {W}x{H}, heat map + outline + boxes + label, {FRAMES} frames");
+    println!("onenipoverlay, {W}x{H}, heat map + outline + boxes + label, {frames} frames");
     for format in ["RGB", "RGBx", "I420", "NV12"] {
         println!(
             "  blend {format:5}: {:.2} ms/frame",
-            run(format, false, ALL)
+            run(format, false, ALL, frames)
         );
     }
     for mode in ["heatmap", "outline", "heatmap+outline", "boxes+label"] {
         println!(
             "  blend RGB, {mode}: {:.2} ms/frame",
-            run("RGB", false, mode)
+            run("RGB", false, mode, frames)
         );
     }
     println!(
         "  composition (RGB caps): {:.2} ms/frame",
-        run("RGB", true, ALL)
+        run("RGB", true, ALL, frames)
     );
 }

@@ -520,8 +520,9 @@ pub struct Renderer {
     /// Runs of visible roi columns between the same two map columns: start, end, left
     /// and right map column.
     runs: Vec<(usize, usize, usize, usize)>,
-    /// One map row interpolated vertically (x256).
-    row: Vec<u32>,
+    /// The map rows above and below the current frame row, upsampled horizontally (x256).
+    upper: Vec<u16>,
+    lower: Vec<u16>,
     /// One row of palette indices.
     idx: Vec<u16>,
 }
@@ -599,20 +600,32 @@ impl Renderer {
                 _ => self.runs.push((c, c + 1, x0 as usize, x1 as usize)),
             }
         }
-        self.row.resize(mw, 0);
+        // Map rows upsampled horizontally first (x256, at most 255 * 256: fits u16), each
+        // computed once, then blended vertically over contiguous memory. No rounding
+        // happens before the final shift, so this is exactly the vertical-first sum.
         self.values.resize(vw * vh, 0);
+        self.upper.resize(vw, 0);
+        self.lower.resize(vw, 0);
+        let (upper, lower) = (&mut self.upper, &mut self.lower);
+        let (runs, weights) = (&self.runs, &self.weights);
+        let mut cached = (usize::MAX, usize::MAX);
         for (r, out) in self.values.chunks_exact_mut(vw).enumerate() {
             let (y0, y1, fy) = source(vis.y + r as i32, roi.y, sy, mh);
-            let a = &map.data[y0 as usize * mw..][..mw];
-            let b = &map.data[y1 as usize * mw..][..mw];
-            for ((t, &a), &b) in self.row.iter_mut().zip(a).zip(b) {
-                *t = a as u32 * (256 - fy) + b as u32 * fy;
-            }
-            for &(start, end, x0, x1) in &self.runs {
-                let (a, b) = (self.row[x0], self.row[x1]);
-                for (o, &f) in out[start..end].iter_mut().zip(&self.weights[start..end]) {
-                    *o = ((a * (256 - f) + b * f + 32768) >> 16) as u8;
+            let (y0, y1) = (y0 as usize, y1 as usize);
+            if cached.0 != y0 {
+                if cached.1 == y0 {
+                    std::mem::swap(upper, lower);
+                } else {
+                    upsample_row(runs, weights, &map.data[y0 * mw..][..mw], upper);
                 }
+            }
+            if cached != (y0, y1) {
+                upsample_row(runs, weights, &map.data[y1 * mw..][..mw], lower);
+            }
+            cached = (y0, y1);
+            let rows = upper.iter().zip(lower.iter());
+            for (o, (&a, &b)) in out.iter_mut().zip(rows) {
+                *o = ((a as u32 * (256 - fy) + b as u32 * fy + 32768) >> 16) as u8;
             }
         }
 
@@ -658,6 +671,21 @@ impl Renderer {
                 }
             }
             canvas.span(vis.x, vis.y + r as i32, idx, palette);
+        }
+    }
+}
+
+/// Upsamples one map row horizontally (x256, see [`Renderer::runs`]) into `out`.
+fn upsample_row(
+    runs: &[(usize, usize, usize, usize)],
+    weights: &[u32],
+    map_row: &[u8],
+    out: &mut [u16],
+) {
+    for &(start, end, x0, x1) in runs {
+        let (a, b) = (map_row[x0] as u16, map_row[x1] as u16);
+        for (o, &f) in out[start..end].iter_mut().zip(&weights[start..end]) {
+            *o = a * (256 - f as u16) + b * f as u16;
         }
     }
 }
