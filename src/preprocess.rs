@@ -407,19 +407,20 @@ impl Preprocessor {
         let layout = frame.layout;
         match layout {
             PixelLayout::Rgb | PixelLayout::Bgr => {
-                self.resize::<3>(&planes[0], roi);
+                self.resize::<3, 3>(&planes[0], roi);
                 self.normalise_packed(3, layout.rgb_order(), out);
             }
             PixelLayout::Rgba | PixelLayout::Bgra | PixelLayout::Rgbx | PixelLayout::Bgrx => {
-                self.resize::<4>(&planes[0], roi);
-                self.normalise_packed(4, layout.rgb_order(), out);
+                // The padding or alpha byte is never read: resize the colour bytes only.
+                self.resize::<4, 3>(&planes[0], roi);
+                self.normalise_packed(3, layout.rgb_order(), out);
             }
             PixelLayout::Gray8 => {
-                self.resize::<1>(&planes[0], roi);
+                self.resize::<1, 1>(&planes[0], roi);
                 self.normalise_packed(1, [0, 0, 0], out);
             }
             PixelLayout::I420 => {
-                self.resize::<1>(&planes[0], roi);
+                self.resize::<1, 1>(&planes[0], roi);
                 self.resize_chroma::<1>(&planes[1], roi, frame, 0);
                 self.resize_chroma::<1>(&planes[2], roi, frame, 1);
                 let n = self.pixels();
@@ -427,7 +428,7 @@ impl Preprocessor {
                 self.normalise_yuv(u.iter().zip(&v[..n]).map(|(&u, &v)| (u, v)), out);
             }
             PixelLayout::Nv12 => {
-                self.resize::<1>(&planes[0], roi);
+                self.resize::<1, 1>(&planes[0], roi);
                 self.resize_chroma::<2>(&planes[1], roi, frame, 0);
                 let uv = self.chroma[..2 * self.pixels()].chunks_exact(2);
                 self.normalise_yuv(uv.map(|uv| (uv[0], uv[1])), out);
@@ -471,14 +472,15 @@ impl Preprocessor {
         Ok(())
     }
 
-    /// Resizes the `roi` rectangle of `plane` (`C` bytes per pixel) to `S`x`S` into `main`.
-    fn resize<const C: usize>(&mut self, plane: &Plane, roi: Roi) {
+    /// Resizes the first `K` channels of the `roi` rectangle of `plane` (`C` bytes per
+    /// pixel) to `S`x`S` into `main` (`K` bytes per pixel).
+    fn resize<const C: usize, const K: usize>(&mut self, plane: &Plane, roi: Roi) {
         let src = rect::<C>(plane, roi.x, roi.y, roi.width, roi.height);
         let window = Window::full(src.width, src.height);
-        let n = self.pixels() * C;
+        let n = self.pixels() * K;
         let size = self.size as usize;
         self.main_resampler
-            .resize::<C>(src, window, size, &mut self.main[..n]);
+            .resize_first::<C, K>(src, window, size, &mut self.main[..n]);
     }
 
     /// Resizes the chroma plane footprint of `roi` to `S`x`S` into chroma slot `slot` (U

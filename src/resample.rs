@@ -188,7 +188,10 @@ struct Geometry {
     height: usize,
     window: Window,
     out: usize,
+    /// Bytes per source pixel.
     channels: usize,
+    /// Channels resampled: the first `used` of each pixel.
+    used: usize,
 }
 
 /// Horizontal taps are padded to a multiple of this (where the input is wide enough) so
@@ -263,12 +266,12 @@ impl Plan {
 #[derive(Debug, Default)]
 pub(crate) struct Resampler {
     plan: Option<Plan>,
-    /// Horizontal pass result, for each source row the vertical pass reads: `C` planes of
+    /// Horizontal pass result, for each source row the vertical pass reads: `K` planes of
     /// `out` bytes (planar, so that each channel is a contiguous dot-product input).
     temp: Vec<u8>,
-    /// One source row split into `C` planes of the used columns (`C > 1` only).
+    /// One source row split into `K` planes of the used columns (`C > 1` only).
     planes: Vec<u8>,
-    /// Vertical pass result in the same per-row planar layout (`C > 1` only).
+    /// Vertical pass result in the same per-row planar layout (`K > 1` only).
     planar: Vec<u8>,
 }
 
@@ -284,11 +287,24 @@ impl Resampler {
         out: usize,
         dst: &mut [u8],
     ) {
-        self.resize_with::<C>(src, window, out, dst, simd_available());
+        self.resize_with::<C, C>(src, window, out, dst, simd_available());
     }
 
-    /// [`Self::resize`], with the SIMD kernels only if `simd` (tests compare both).
-    fn resize_with<const C: usize>(
+    /// [`Self::resize`] of the first `K` channels only of `C`-byte pixels (the colour of
+    /// RGBx-like pixels without the padding or alpha byte), into `out * out * K` bytes of
+    /// `K`-byte pixels. Each channel is resampled exactly as by [`Self::resize`].
+    pub fn resize_first<const C: usize, const K: usize>(
+        &mut self,
+        src: SrcRect,
+        window: Window,
+        out: usize,
+        dst: &mut [u8],
+    ) {
+        self.resize_with::<C, K>(src, window, out, dst, simd_available());
+    }
+
+    /// [`Self::resize_first`], with the SIMD kernels only if `simd` (tests compare both).
+    fn resize_with<const C: usize, const K: usize>(
         &mut self,
         src: SrcRect,
         window: Window,
@@ -296,19 +312,21 @@ impl Resampler {
         dst: &mut [u8],
         simd: bool,
     ) {
+        const { assert!(K >= 1 && K <= C) };
         assert!(src.width > 0 && src.height > 0 && out > 0);
         assert!(
             src.stride >= src.width * C
                 && src.data.len() >= (src.height - 1) * src.stride + src.width * C,
             "source rectangle out of its buffer"
         );
-        let dst = &mut dst[..out * out * C];
+        let dst = &mut dst[..out * out * K];
         let geometry = Geometry {
             width: src.width,
             height: src.height,
             window,
             out,
             channels: C,
+            used: K,
         };
         if self.plan.as_ref().is_none_or(|p| p.geometry != geometry) {
             let plan = Plan::new(geometry);
@@ -317,17 +335,17 @@ impl Resampler {
                     buf.resize(len, 0);
                 }
             };
-            grow(&mut self.temp, (plan.rows.1 - plan.rows.0) * out * C);
+            grow(&mut self.temp, (plan.rows.1 - plan.rows.0) * out * K);
             if C > 1 {
-                grow(&mut self.planes, (plan.columns.1 - plan.columns.0) * C);
-                grow(&mut self.planar, out * out * C);
+                grow(&mut self.planes, (plan.columns.1 - plan.columns.0) * K);
+                grow(&mut self.planar, out * out * K);
             }
             self.plan = Some(plan);
         }
         let plan = self.plan.as_ref().expect("plan set above");
-        let row_len = out * C;
+        let row_len = out * K;
         let temp = &mut self.temp[..(plan.rows.1 - plan.rows.0) * row_len];
-        horizontal_pass::<C>(src, plan, &mut self.planes, temp, simd && plan.blocked());
+        horizontal_pass::<C, K>(src, plan, &mut self.planes, temp, simd && plan.blocked());
 
         let v = &plan.vertical;
         let vertical = |to: &mut [u8]| {
@@ -341,16 +359,16 @@ impl Resampler {
                 to,
             )
         };
-        if C == 1 {
+        if K == 1 {
             vertical(dst);
         } else {
-            let planar = &mut self.planar[..out * out * C];
+            let planar = &mut self.planar[..out * out * K];
             vertical(planar);
             for (from, to) in planar
                 .chunks_exact(row_len)
                 .zip(dst.chunks_exact_mut(row_len))
             {
-                interleave::<C>(from, to);
+                interleave::<K>(from, to);
             }
         }
     }
@@ -364,9 +382,9 @@ fn simd_available() -> bool {
     false
 }
 
-/// Horizontal pass over the source rows the vertical pass reads, into `temp` (per row, `C`
-/// planes of `out` bytes); with the AVX2 kernel if `simd`.
-fn horizontal_pass<const C: usize>(
+/// Horizontal pass over the source rows the vertical pass reads, into `temp` (per row, `K`
+/// planes of `out` bytes, the first `K` channels of `C`); with the AVX2 kernel if `simd`.
+fn horizontal_pass<const C: usize, const K: usize>(
     src: SrcRect,
     plan: &Plan,
     planes: &mut [u8],
@@ -376,20 +394,25 @@ fn horizontal_pass<const C: usize>(
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: `simd` is only set when the CPU has AVX2.
-        unsafe { avx2::horizontal_pass::<C>(src, plan, planes, temp) };
+        unsafe { avx2::horizontal_pass::<C, K>(src, plan, planes, temp) };
         return;
     }
     let _ = simd;
-    horizontal_rows::<C>(src, plan, planes, temp, deinterleave::<C>, |plane, dst| {
-        horizontal_plane(plane, &plan.horizontal, dst)
-    });
+    horizontal_rows::<C, K>(
+        src,
+        plan,
+        planes,
+        temp,
+        deinterleave::<C, K>,
+        |plane, dst| horizontal_plane(plane, &plan.horizontal, dst),
+    );
 }
 
-/// Runs `kernel` (one plane of source samples to one plane of `out` bytes) over the
-/// channels of every needed source row, splitting interleaved pixels into planes first
-/// with `split` (`row`, `planes`; see [`deinterleave`]).
+/// Runs `kernel` (one plane of source samples to one plane of `out` bytes) over the first
+/// `K` channels of every needed source row, splitting interleaved pixels into `K` planes
+/// first with `split` (`row`, `planes`; see [`deinterleave`]).
 #[inline(always)]
-fn horizontal_rows<const C: usize>(
+fn horizontal_rows<const C: usize, const K: usize>(
     src: SrcRect,
     plan: &Plan,
     planes: &mut [u8],
@@ -399,13 +422,13 @@ fn horizontal_rows<const C: usize>(
 ) {
     let (x0, x1) = plan.columns;
     let out = plan.horizontal.starts.len();
-    for (r, dst) in temp.chunks_exact_mut(out * C).enumerate() {
+    for (r, dst) in temp.chunks_exact_mut(out * K).enumerate() {
         let row = &src.data[(plan.rows.0 + r) * src.stride..][x0 * C..x1 * C];
         if C == 1 {
             kernel(row, dst);
             continue;
         }
-        let planes = &mut planes[..(x1 - x0) * C];
+        let planes = &mut planes[..(x1 - x0) * K];
         split(row, planes);
         for (plane, dst) in planes.chunks_exact(x1 - x0).zip(dst.chunks_exact_mut(out)) {
             kernel(plane, dst);
@@ -413,35 +436,37 @@ fn horizontal_rows<const C: usize>(
     }
 }
 
-/// Splits `C`-byte pixels into `C` planes, one pass over the row.
+/// Splits the first `K` channels of `C`-byte pixels into `K` planes, one pass over the
+/// row.
 #[inline(always)]
-fn deinterleave<const C: usize>(row: &[u8], planes: &mut [u8]) {
-    let width = row.len() / C;
+fn deinterleave<const C: usize, const K: usize>(row: &[u8], planes: &mut [u8]) {
+    let pixels = row.chunks_exact(C);
+    let width = pixels.len();
     let mut split = planes.chunks_exact_mut(width);
-    let mut plane = || split.next().expect("C planes");
-    match C {
+    let mut plane = || split.next().expect("K planes");
+    match K {
         2 => {
             let (a, b) = (plane(), plane());
-            for ((a, b), px) in a.iter_mut().zip(b).zip(row.chunks_exact(2)) {
+            for ((a, b), px) in a.iter_mut().zip(b).zip(pixels) {
                 (*a, *b) = (px[0], px[1]);
             }
         }
         3 => {
             let (a, b, c) = (plane(), plane(), plane());
             let planes = a.iter_mut().zip(b).zip(c);
-            for (((a, b), c), px) in planes.zip(row.chunks_exact(3)) {
+            for (((a, b), c), px) in planes.zip(pixels) {
                 (*a, *b, *c) = (px[0], px[1], px[2]);
             }
         }
         4 => {
             let (a, b, c, d) = (plane(), plane(), plane(), plane());
             let planes = a.iter_mut().zip(b).zip(c).zip(d);
-            for ((((a, b), c), d), px) in planes.zip(row.chunks_exact(4)) {
+            for ((((a, b), c), d), px) in planes.zip(pixels) {
                 (*a, *b, *c, *d) = (px[0], px[1], px[2], px[3]);
             }
         }
         _ => {
-            for (c, plane) in planes.chunks_exact_mut(width).enumerate() {
+            for (c, plane) in planes.chunks_exact_mut(width).take(K).enumerate() {
                 for (p, px) in plane.iter_mut().zip(row.chunks_exact(C)) {
                     *p = px[c];
                 }
@@ -493,7 +518,7 @@ mod avx2 {
     /// [`super::horizontal_rows`] with this kernel (and the plane splitting compiled for
     /// AVX2 too).
     #[target_feature(enable = "avx2")]
-    pub(super) fn horizontal_pass<const C: usize>(
+    pub(super) fn horizontal_pass<const C: usize, const K: usize>(
         src: SrcRect,
         plan: &Plan,
         planes: &mut [u8],
@@ -501,20 +526,21 @@ mod avx2 {
     ) {
         // Closures inherit their function's target features.
         let split = |row: &[u8], planes: &mut [u8]| match C {
-            4 => deinterleave4(row, planes),
-            _ => deinterleave::<C>(row, planes),
+            4 => deinterleave4::<K>(row, planes),
+            _ => deinterleave::<C, K>(row, planes),
         };
-        horizontal_rows::<C>(src, plan, planes, temp, split, |plane, dst| {
+        horizontal_rows::<C, K>(src, plan, planes, temp, split, |plane, dst| {
             horizontal_plane(plane, &plan.horizontal, &plan.hi, &plan.lo, dst)
         });
     }
 
     /// [`super::deinterleave`] of 4-byte pixels, 32 at a time: bytes grouped by channel
-    /// within each 4-pixel dword group, then a 4x4 dword transpose.
+    /// within each 4-pixel dword group, then a 4x4 dword transpose; only the first `K`
+    /// channels are stored.
     #[target_feature(enable = "avx2")]
-    fn deinterleave4(row: &[u8], planes: &mut [u8]) {
+    fn deinterleave4<const K: usize>(row: &[u8], planes: &mut [u8]) {
         let width = row.len() / 4;
-        assert!(planes.len() >= width * 4);
+        assert!(planes.len() >= width * K);
         let group = _mm256_setr_epi8(
             0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, //
             0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
@@ -539,14 +565,14 @@ mod avx2 {
                 _mm256_unpacklo_epi64(t1, t3),
                 _mm256_unpackhi_epi64(t1, t3),
             ];
-            for (c, v) in channels.into_iter().enumerate() {
+            for (c, v) in channels.into_iter().enumerate().take(K) {
                 let v = _mm256_permutevar8x32_epi32(v, order);
                 // SAFETY: plane `c` has `width` bytes from `c * width`; `32 * (b + 1) <= width`.
                 unsafe { _mm256_storeu_si256(dst.add(c * width + b * 32).cast(), v) };
             }
         }
         for i in blocks * 32..width {
-            for c in 0..4 {
+            for c in 0..K {
                 planes[c * width + i] = row[i * 4 + c];
             }
         }
@@ -807,6 +833,17 @@ mod tests {
         window: Window,
         out: usize,
     ) {
+        simd_matches_scalar_first::<C, C>(width, height, window, out);
+    }
+
+    /// [`simd_matches_scalar`] resizing the first `K` channels only, which must also equal
+    /// those channels of the full resize.
+    fn simd_matches_scalar_first<const C: usize, const K: usize>(
+        width: usize,
+        height: usize,
+        window: Window,
+        out: usize,
+    ) {
         let stride = width * C + 3;
         let data = noise(stride * height, (width * 31 + height * 7 + C) as u64);
         let src = SrcRect {
@@ -815,14 +852,18 @@ mod tests {
             width,
             height,
         };
-        let (mut fast, mut slow) = (vec![0; out * out * C], vec![0; out * out * C]);
+        let (mut fast, mut slow) = (vec![0; out * out * K], vec![0; out * out * K]);
         let mut r = Resampler::default();
-        r.resize_with::<C>(src, window, out, &mut fast, simd_available());
-        r.resize_with::<C>(src, window, out, &mut slow, false);
-        assert_eq!(
-            fast, slow,
-            "{C} channels, {width}x{height} -> {out}, {window:?}"
-        );
+        r.resize_with::<C, K>(src, window, out, &mut fast, simd_available());
+        r.resize_with::<C, K>(src, window, out, &mut slow, false);
+        let case = format!("{K} of {C} channels, {width}x{height} -> {out}, {window:?}");
+        assert_eq!(fast, slow, "{case}");
+        if K < C {
+            let mut all = vec![0; out * out * C];
+            Resampler::default().resize_with::<C, C>(src, window, out, &mut all, false);
+            let first = all.chunks_exact(C).flat_map(|px| &px[..K]);
+            assert!(first.eq(slow.iter()), "{case}");
+        }
     }
 
     #[test]
@@ -838,10 +879,12 @@ mod tests {
             simd_matches_scalar::<2>(w, h, full, out);
             simd_matches_scalar::<3>(w, h, full, out);
             simd_matches_scalar::<4>(w, h, full, out);
+            simd_matches_scalar_first::<4, 3>(w, h, full, out);
         }
         // Enlarging, 3840 wide (32 taps), odd taps, fractional windows.
         simd_matches_scalar::<3>(100, 90, Window::full(100, 90), 256);
         simd_matches_scalar::<4>(3840, 40, Window::full(3840, 40), 100);
+        simd_matches_scalar_first::<4, 3>(3840, 40, Window::full(3840, 40), 100);
         simd_matches_scalar::<1>(1000, 40, Window::full(1000, 40), 77);
         let window = Window {
             x0: 0.5,
@@ -860,6 +903,7 @@ mod tests {
             window: Window::full(1920, 1080),
             out: 256,
             channels: 3,
+            used: 3,
         });
         assert_eq!(plan.horizontal.taps, 16);
         for ((&w, &hi), &lo) in plan.horizontal.weights.iter().zip(&plan.hi).zip(&plan.lo) {
@@ -881,7 +925,7 @@ mod tests {
             };
             for simd in [false, simd_available()] {
                 let mut dst = vec![1; 16 * 16 * 3];
-                Resampler::default().resize_with::<3>(
+                Resampler::default().resize_with::<3, 3>(
                     src,
                     Window::full(16, 16),
                     16,

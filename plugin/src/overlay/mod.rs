@@ -23,6 +23,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod blend;
 mod colormap;
 mod font;
 mod imp;

@@ -8,6 +8,7 @@
 //! indices per frame row (0..=255 the colour-map entries, [`OUTLINE`], [`CLEAR`]), so each
 //! canvas only needs its palette converted once into its own colour space.
 
+use super::blend::{self, Table, CLEAR_TABLE};
 use super::colormap::Rgb;
 use super::font;
 
@@ -190,32 +191,13 @@ fn mix(src: u8, dst: u8, a: u8) -> u8 {
     ((t + (t >> 8)) >> 8) as u8
 }
 
-/// A palette prepared for blending without branches: per entry the three channels
-/// premultiplied by alpha (plus rounding), then 255 - alpha. A clear entry leaves the
-/// destination as it is, an opaque one replaces it.
-type BlendTable = [[u32; 4]; PALETTE_LEN];
-
-fn blend_table(palette: &Palette) -> BlendTable {
-    std::array::from_fn(|i| {
-        let [c0, c1, c2, a] = palette[i].map(u32::from);
-        [c0 * a + 128, c1 * a + 128, c2 * a + 128, 255 - a]
-    })
-}
-
-/// `pre + dst * inv`, divided by 255 (see [`BlendTable`]).
-#[inline(always)]
-fn blend(pre: u32, dst: u8, inv: u32) -> u8 {
-    let t = pre + dst as u32 * inv;
-    ((t + (t >> 8)) >> 8) as u8
-}
-
 /// A frame of packed 8-bit pixels, `P` bytes each, colour in the first three.
 pub struct Packed<'a, const P: usize> {
     data: &'a mut [u8],
     stride: usize,
     width: i32,
     height: i32,
-    table: BlendTable,
+    table: Table,
 }
 
 impl<'a, const P: usize> Packed<'a, P> {
@@ -225,7 +207,7 @@ impl<'a, const P: usize> Packed<'a, P> {
             stride,
             width: width as i32,
             height: height as i32,
-            table: [[128, 128, 128, 255]; PALETTE_LEN],
+            table: CLEAR_TABLE,
         }
     }
 }
@@ -236,19 +218,12 @@ impl<const P: usize> Canvas for Packed<'_, P> {
     }
 
     fn begin(&mut self, palette: &Palette) {
-        self.table = blend_table(palette);
+        self.table = blend::table(palette);
     }
 
     fn span(&mut self, x: i32, y: i32, idx: &[u16], _palette: &Palette) {
         let off = y as usize * self.stride + x as usize * P;
-        let row = &mut self.data[off..off + idx.len() * P];
-        let table = &self.table;
-        for (px, &i) in row.chunks_exact_mut(P).zip(idx) {
-            let [p0, p1, p2, inv] = table[(i as usize).min(PALETTE_LEN - 1)];
-            px[0] = blend(p0, px[0], inv);
-            px[1] = blend(p1, px[1], inv);
-            px[2] = blend(p2, px[2], inv);
-        }
+        blend::span::<P>(&mut self.data[off..off + idx.len() * P], idx, &self.table);
     }
 
     fn fill(&mut self, r: Rect, c: Entry) {
@@ -278,7 +253,7 @@ pub struct Yuv420<'a> {
     chroma_stride: usize,
     width: i32,
     height: i32,
-    table: BlendTable,
+    table: Table,
 }
 
 impl<'a> Yuv420<'a> {
@@ -297,7 +272,7 @@ impl<'a> Yuv420<'a> {
             chroma_stride,
             width: width as i32,
             height: height as i32,
-            table: [[128, 128, 128, 255]; PALETTE_LEN],
+            table: CLEAR_TABLE,
         }
     }
 }
@@ -308,16 +283,12 @@ impl Canvas for Yuv420<'_> {
     }
 
     fn begin(&mut self, palette: &Palette) {
-        self.table = blend_table(palette);
+        self.table = blend::table(palette);
     }
 
     fn span(&mut self, x: i32, y: i32, idx: &[u16], palette: &Palette) {
         let off = y as usize * self.luma_stride + x as usize;
-        let table = &self.table;
-        for (d, &i) in self.luma[off..off + idx.len()].iter_mut().zip(idx) {
-            let [p0, _, _, inv] = table[(i as usize).min(PALETTE_LEN - 1)];
-            *d = blend(p0, *d, inv);
-        }
+        blend::span_gray(&mut self.luma[off..off + idx.len()], idx, &self.table);
         if y % 2 != 0 {
             return;
         }
