@@ -474,3 +474,94 @@ fn strict_cuda_fails_with_the_reason_and_non_strict_falls_back_loudly() {
     pipeline.set_state(gst::State::Null).unwrap();
     std::thread::sleep(Duration::from_millis(10));
 }
+
+fn sample() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo().join("pipelines/media/sample.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn media(name: &serde_json::Value) -> String {
+    repo()
+        .join("pipelines/media")
+        .join(name.as_str().unwrap())
+        .display()
+        .to_string()
+}
+
+#[test]
+fn defective_sample_parts_score_above_the_threshold_and_good_ones_below() {
+    let sample = sample();
+    let (buffers, _) = run_pipeline(
+        &format!(
+            "filesrc location={} ! decodebin ! videoconvert \
+             ! onenipdetect execution-provider=cpu threads=2 prompt-location={} \
+             ! appsink name=sink sync=false",
+            media(&sample["video"]),
+            media(&sample["prompt"])
+        ),
+        |_, _| {},
+    );
+    assert_eq!(buffers.len() as u64, sample["frames"].as_u64().unwrap());
+    for part in sample["parts"].as_array().unwrap() {
+        let (start, end) = (
+            part["start_frame"].as_u64().unwrap() as usize,
+            part["end_frame"].as_u64().unwrap() as usize,
+        );
+        let m = meta_of(&buffers[(start + end) / 2]);
+        let defective = part["defective"].as_bool().unwrap();
+        assert_eq!(
+            m.anomalous, defective,
+            "part {} ({}): score {} vs threshold {}",
+            part["index"], part["label"], m.score, m.image_threshold
+        );
+    }
+}
+
+#[test]
+fn each_defective_part_posts_exactly_one_start_and_one_end() {
+    let sample = sample();
+    let parts = sample["parts"].as_array().unwrap();
+    let (_, messages) = run_pipeline(
+        &format!(
+            "filesrc location={} ! decodebin ! videoconvert \
+             ! onenipdetect execution-provider=cpu threads=2 prompt-location={} \
+             ! appsink name=sink sync=false",
+            media(&sample["video"]),
+            media(&sample["prompt"])
+        ),
+        |_, _| {},
+    );
+    let events: Vec<_> = messages
+        .iter()
+        .filter_map(|s| AnomalyMessage::from_structure(s).ok())
+        .collect();
+    let seconds = |e: &AnomalyMessage| e.pts.map(|t| t.nseconds() as f64 / 1e9);
+    for (k, part) in parts.iter().enumerate() {
+        // From the end of the previous part (its slide-out) to the start of the next one.
+        let from = if k == 0 {
+            0.0
+        } else {
+            parts[k - 1]["end_s"].as_f64().unwrap()
+        };
+        let to = parts
+            .get(k + 1)
+            .map_or(f64::MAX, |n| n["start_s"].as_f64().unwrap());
+        let within = |e: &&AnomalyMessage| seconds(e).is_none_or(|t| t >= from && t < to);
+        let starts = events
+            .iter()
+            .filter(|e| e.event == AnomalyEvent::Start)
+            .filter(within)
+            .count();
+        let want = usize::from(part["defective"].as_bool().unwrap());
+        assert_eq!(starts, want, "part {k} ({}): {events:?}", part["label"]);
+    }
+    let kinds: Vec<_> = events.iter().map(|e| e.event).collect();
+    assert!(
+        kinds
+            .chunks(2)
+            .all(|c| c == [AnomalyEvent::Start, AnomalyEvent::End]),
+        "every start is followed by its end: {kinds:?}"
+    );
+}
