@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """demo_report.py SAMPLE_JSON EVENTS ANNOTATED OUT_PNG: what the demo prints and draws.
 
+(`demo_report.py --settings` prints the sample's video, prompt, image and pixel thresholds.)
+
 Matches the anomaly episodes of EVENTS (the JSON lines `inspect-file` writes) with the parts
 listed in SAMPLE_JSON (the sample video's ground truth), prints a summary (parts seen, parts
 flagged and which, missed and false alarms), and writes a contact sheet of the annotated
@@ -82,7 +84,23 @@ def contact_sheet(video: Path, parts: list[dict[str, Any]], flagged: dict[int, f
     sheet.save(out)
 
 
+MEDIA = Path(__file__).resolve().parent / "media"
+MODEL = Path(__file__).resolve().parent.parent / "models" / "onenip-s"
+
+
+def sample_settings(media: Path = MEDIA, model: Path = MODEL) -> tuple[Path, Path, float, float]:
+    """The sample's video and prompt, and the image and pixel thresholds the bundled model's
+    calibration gives for the sample's product class."""
+    sample = json.loads((media / "sample.json").read_text())
+    per_class = json.loads((model / "model.json").read_text())["calibration"]["per_class"][sample["class"]]
+    return (media / sample["video"], media / sample["prompt"], per_class["image_threshold"],
+            per_class["pixel_threshold"])
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:] == ["--settings"]:
+        print(*sample_settings())
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sample", type=Path)
     ap.add_argument("events", type=Path)

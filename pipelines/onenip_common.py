@@ -6,6 +6,7 @@ The scripts run with Debian's python3 (PyGObject comes from python3-gi).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -35,6 +36,31 @@ def init_gstreamer() -> None:
             "the onenip plugin is not installed: build it (cargo build --release -p gst-plugin-onenip) "
             "or set GST_PLUGIN_PATH to the folder holding libgstonenip.so"
         )
+
+
+def add_detector_options(ap: argparse.ArgumentParser) -> None:
+    """The onenipdetect settings every script offers."""
+    ap.add_argument("--model", type=Path, help="model directory (default: the bundled model)")
+    ap.add_argument("--provider", default="auto", choices=("auto", "tensorrt", "cuda", "cpu"),
+                    help="execution provider (default: auto)")
+    ap.add_argument("--image-threshold", type=float,
+                    help="a frame scoring above this is anomalous (default: the model's calibration)")
+    ap.add_argument("--pixel-threshold", type=float,
+                    help="anomaly-map values above this form regions (default: the model's calibration)")
+
+
+def detector_properties(args: argparse.Namespace, prompt: Path) -> str:
+    """onenipdetect's properties for gst-launch syntax, from `add_detector_options`'s args."""
+    props = [f"prompt-location={quote(prompt)}", f"execution-provider={args.provider}"]
+    if args.model is not None:
+        if not args.model.is_dir():
+            fail(f"model {args.model}: no such directory")
+        props.append(f"model={quote(args.model.resolve())}")
+    if args.image_threshold is not None:
+        props.append(f"image-threshold={args.image_threshold}")
+    if args.pixel_threshold is not None:
+        props.append(f"pixel-threshold={args.pixel_threshold}")
+    return " ".join(props)
 
 
 def fail(message: str, code: int = 2) -> None:

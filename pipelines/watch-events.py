@@ -16,7 +16,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from onenip_common import ANOMALY, Gst, init_gstreamer, quote, require_file, run, seconds, structure_event  # noqa: E402
+from onenip_common import (  # noqa: E402
+    ANOMALY,
+    Gst,
+    add_detector_options,
+    detector_properties,
+    fail,
+    init_gstreamer,
+    quote,
+    require_file,
+    run,
+    seconds,
+    structure_event,
+)
 
 
 def frame_line(buf: Gst.Buffer) -> dict[str, Any] | None:
@@ -42,21 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("source", help="video file or V4L2 device (/dev/videoN)")
     ap.add_argument("prompt", type=Path, help="image of a good part")
     ap.add_argument("--frames", action="store_true", help="also print every frame's score")
-    ap.add_argument("--model", type=Path, help="model directory (default: the bundled model)")
+    add_detector_options(ap)
     args = ap.parse_args(argv)
     prompt = require_file(args.prompt, "prompt")
     is_device = args.source.startswith("/dev/video")
     source = Path(args.source) if is_device else require_file(Path(args.source), "source")
     if is_device and not source.exists():
-        from onenip_common import fail
-
         fail(f"camera {source}: no such device")
     init_gstreamer()
 
     src = f"v4l2src device={quote(source)}" if is_device else f"filesrc location={quote(source)} ! decodebin"
-    model = f" model={quote(args.model.resolve())}" if args.model else ""
     pipeline = Gst.parse_launch(
-        f"{src} ! videoconvert ! onenipdetect name=detect prompt-location={quote(prompt)}{model} ! fakesink"
+        f"{src} ! videoconvert ! onenipdetect name=detect {detector_properties(args, prompt)} ! fakesink"
     )
     if args.frames:
 

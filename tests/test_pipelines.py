@@ -16,7 +16,10 @@ from conftest import DATA, ROOT
 
 MEDIA = ROOT / "pipelines" / "media"
 sys.path.insert(0, str(ROOT / "pipelines"))
-from demo_report import flagged_parts, load_episodes  # noqa: E402
+from demo_report import flagged_parts, load_episodes, sample_settings  # noqa: E402
+
+_, _, IMAGE_THRESHOLD, PIXEL_THRESHOLD = sample_settings()
+THRESHOLDS = ["--image-threshold", str(IMAGE_THRESHOLD), "--pixel-threshold", str(PIXEL_THRESHOLD)]
 
 SCRIPTS = ["inspect-file", "inspect-camera", "record-anomalies", "watch-events.py"]
 
@@ -75,7 +78,7 @@ def test_inspect_file_annotates_every_frame_and_finds_the_defective_parts(
 ) -> None:
     out_mp4 = tmp_path / "annotated.mp4"
     out = script("inspect-file", str(MEDIA / sample["video"]), str(MEDIA / sample["prompt"]), str(out_mp4),
-                 env=plugin_env)
+                 *THRESHOLDS, env=plugin_env)
     assert out.returncode == 0, out.stderr
     assert frame_count(out_mp4) == sample["frames"]
     events = out_mp4.with_suffix(".events.jsonl")
@@ -89,7 +92,7 @@ def test_record_anomalies_writes_one_clip_per_defective_part_with_margins(
 ) -> None:
     clips_dir = tmp_path / "clips"
     out = script("record-anomalies", str(MEDIA / sample["video"]), str(MEDIA / sample["prompt"]), str(clips_dir),
-                 "--before", "0.5", "--after", "0.75", env=plugin_env)
+                 "--before", "0.5", "--after", "0.75", *THRESHOLDS, env=plugin_env)
     assert out.returncode == 0, out.stderr
     clips = json.loads((clips_dir / "clips.json").read_text())["clips"]
     assert len(clips) == len(defective(sample)), out.stdout
@@ -109,7 +112,7 @@ def test_watch_events_prints_episodes_and_frames(
     sample: dict[str, Any], plugin_env: dict[str, str]
 ) -> None:
     out = script("watch-events.py", str(MEDIA / sample["video"]), str(MEDIA / sample["prompt"]), "--frames",
-                 env=plugin_env)
+                 *THRESHOLDS, env=plugin_env)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     frames = [x for x in lines if x["type"] == "frame"]

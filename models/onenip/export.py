@@ -34,6 +34,7 @@ from .transformer import EXPORT_MASK_VALUE
 CONTRACT_VERSION = "1"
 OPSET = 17
 TOLERANCE = 1e-4
+REL_TOLERANCE = 4e-6  # about 32 float32 ulps of the largest value, added to TOLERANCE
 GRAPH_FILES = {"prompt": "prompt.onnx", "reconstructor": "reconstructor.onnx", "refiner": "refiner.onnx"}
 # placeholders until onenip-calibrate runs (see estimate_placeholders)
 PLACEHOLDER_NOTE = (
@@ -330,8 +331,16 @@ def check_parity(model: OneNIP, out: Path, seed: int = 0, tolerance: float = TOL
                 },
             ),
         ]
+        # absolute tolerance plus a float32 rounding allowance relative to the values
+        # (a trained model's maps reach ~100-200, where float32 alone differs by ~1e-5
+        # per operation)
+        allow = {
+            "rec_map": tolerance + REL_TOLERANCE * float(ref.rec_map.abs().max()),
+            "anomaly_map": tolerance + REL_TOLERANCE * float(ref.anomaly_map.abs().max()),
+            "score": tolerance + REL_TOLERANCE * float(ref.score.abs().max()),
+        }
         for check, diffs in rows:
-            ok = all(diffs[k] <= tolerance for k in CHECKED)
+            ok = all(diffs[k] <= allow[k] for k in CHECKED)
             report.rows.append({"check": check, "input": name, "diffs": diffs, "ok": ok})
     return report
 
@@ -361,12 +370,13 @@ def export_model(
     doc["source"] = source or {}
     doc["parity"] = {
         "tolerance": report.tolerance,
+        "tolerance_rule": f"tolerance + {REL_TOLERANCE:g} * max |value|",
         "ok": report.ok,
         "max_abs_diff": {k: float(f"{v:.3e}") for k, v in report.worst.items()},
     }
     (out / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
     log(f"wrote {', '.join(GRAPH_FILES.values())}, model.json to {out}")
-    log(f"parity (max abs diff, tolerance {report.tolerance:g} on {', '.join(CHECKED)}):")
+    log(f"parity (max abs diff, tolerance {report.tolerance:g} + {REL_TOLERANCE:g} x max |value| on {', '.join(CHECKED)}):")
     log(report.text())
     log("parity: OK" if report.ok else "parity: FAILED")
     return report

@@ -482,6 +482,16 @@ fn sample() -> serde_json::Value {
     .unwrap()
 }
 
+/// onenipdetect's thresholds for the sample's product class, from the model's calibration.
+fn class_thresholds(sample: &serde_json::Value) -> String {
+    let class = sample["class"].as_str().unwrap();
+    let c = &model_json()["calibration"]["per_class"][class];
+    format!(
+        "image-threshold={} pixel-threshold={}",
+        c["image_threshold"], c["pixel_threshold"]
+    )
+}
+
 fn media(name: &serde_json::Value) -> String {
     repo()
         .join("pipelines/media")
@@ -496,10 +506,11 @@ fn defective_sample_parts_score_above_the_threshold_and_good_ones_below() {
     let (buffers, _) = run_pipeline(
         &format!(
             "filesrc location={} ! decodebin ! videoconvert \
-             ! onenipdetect execution-provider=cpu threads=2 prompt-location={} \
+             ! onenipdetect execution-provider=cpu threads=2 prompt-location={} {} \
              ! appsink name=sink sync=false",
             media(&sample["video"]),
-            media(&sample["prompt"])
+            media(&sample["prompt"]),
+            class_thresholds(&sample)
         ),
         |_, _| {},
     );
@@ -526,10 +537,11 @@ fn each_defective_part_posts_exactly_one_start_and_one_end() {
     let (_, messages) = run_pipeline(
         &format!(
             "filesrc location={} ! decodebin ! videoconvert \
-             ! onenipdetect execution-provider=cpu threads=2 prompt-location={} \
+             ! onenipdetect execution-provider=cpu threads=2 prompt-location={} {} \
              ! appsink name=sink sync=false",
             media(&sample["video"]),
-            media(&sample["prompt"])
+            media(&sample["prompt"]),
+            class_thresholds(&sample)
         ),
         |_, _| {},
     );
