@@ -7,8 +7,10 @@ The scripts run with Debian's python3 (PyGObject comes from python3-gi).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,17 @@ def detector_properties(args: argparse.Namespace, prompt: Path) -> str:
     if args.pixel_threshold is not None:
         props.append(f"pixel-threshold={args.pixel_threshold}")
     return " ".join(props)
+
+
+_print_lock = threading.Lock()
+
+
+def print_json(obj: Any) -> None:
+    """One JSON line, whole: bus messages and pad probes print from different threads."""
+    line = json.dumps(obj) + "\n"
+    with _print_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def fail(message: str, code: int = 2) -> None:

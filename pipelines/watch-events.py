@@ -10,7 +10,6 @@ the buffer. Stops at the end of the file, or with Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from onenip_common import (  # noqa: E402
     detector_properties,
     fail,
     init_gstreamer,
+    print_json,
     quote,
     require_file,
     run,
@@ -72,14 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         def on_buffer(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
             line = frame_line(info.get_buffer())
             if line is not None:
-                print(json.dumps(line), flush=True)
+                print_json(line)
             return Gst.PadProbeReturn.OK
 
         pipeline.get_by_name("detect").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
     def on_element(s: Gst.Structure) -> None:
         if s.get_name() == ANOMALY and s.get_value("event") != "frame":
-            print(json.dumps(structure_event(s)), flush=True)
+            print_json(structure_event(s))
 
     run(pipeline, on_element, on_warning=lambda m: print(f"warning: {m}", file=sys.stderr))
     return 0
