@@ -26,6 +26,9 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstVideo", "1.0")
 from gi.repository import GLib, Gst, GstVideo  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onenip_common import init_gstreamer  # noqa: E402
+
 META_NAME = "OnenipAnomalyMeta"
 
 
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"read_meta.py: {path}: no such file", file=sys.stderr)
             return 2
 
-    Gst.init(None)
+    init_gstreamer()
     pipeline = build(args.video, args.prompt, args.model, args.source)
     loop = GLib.MainLoop()
     seen = 0
