@@ -3,6 +3,11 @@
 //! Buffers are owned by [`Regions`] and reused from frame to frame, so that the per-frame
 //! work allocates nothing once the first frames have grown them.
 
+/// Regions smaller than this many anomaly-map pixels are noise, not defects.
+pub const MIN_REGION_AREA: u32 = 4;
+/// At most this many regions per frame are reported.
+pub const MAX_REGIONS: usize = 16;
+
 /// An anomalous region: a box in anomaly-map pixels and its highest anomaly value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Region {

@@ -15,7 +15,7 @@ use gst_video::VideoFormat;
 
 use onenip::detector::{Models, PromptTokens};
 use onenip::ort::value::Tensor;
-use onenip::postprocess::{map_scale, quantize_map, Regions};
+use onenip::postprocess::{map_scale, quantize_map, Regions, MAX_REGIONS, MIN_REGION_AREA};
 use onenip::preprocess::{FrameRef, PixelLayout, Plane, Preprocessor, Roi};
 use onenip::provider::ProviderOptions;
 
@@ -63,11 +63,6 @@ fn layout_of(format: VideoFormat) -> Option<PixelLayout> {
         _ => return None,
     })
 }
-
-/// Regions smaller than this many anomaly-map pixels are noise, not defects.
-const MIN_REGION_AREA: u32 = 4;
-/// At most this many regions per frame are reported.
-const MAX_REGIONS: usize = 16;
 
 const DEFAULT_INFERENCE_INTERVAL: u32 = 1;
 const DEFAULT_MIN_ANOMALOUS_FRAMES: u32 = 2;
