@@ -40,8 +40,8 @@ use gstonenip::meta::{AnomalyMeta, RegionBox};
 use onenip::detector::Models;
 use onenip::model::{Graph, ModelSpec};
 use onenip::ort::value::Tensor;
-use onenip::postprocess::{map_scale, quantize_map, Regions, MAX_REGIONS, MIN_REGION_AREA};
-use onenip::preprocess::{FrameRef, PixelLayout, Plane, Preprocessor, Roi};
+use onenip::postprocess::{map_scale, quantize_map, Regions};
+use onenip::preprocess::{PixelLayout, Preprocessor, Roi};
 use onenip::provider::{build_session, ExecutionProvider, ProviderOptions};
 use serde_json::{json, Value};
 
@@ -185,51 +185,24 @@ fn video_format(name: &str) -> Res<gst_video::VideoFormat> {
 }
 
 fn layout_of(format: gst_video::VideoFormat) -> Res<PixelLayout> {
-    Ok(match format {
-        gst_video::VideoFormat::Rgb => PixelLayout::Rgb,
-        gst_video::VideoFormat::I420 => PixelLayout::I420,
-        gst_video::VideoFormat::Nv12 => PixelLayout::Nv12,
-        gst_video::VideoFormat::Rgbx => PixelLayout::Rgbx,
-        gst_video::VideoFormat::Bgrx => PixelLayout::Bgrx,
-        f => return Err(format!("format {f:?} not measured here")),
-    })
+    gstonenip::frame::layout_of(format).ok_or_else(|| format!("format {format:?} not accepted"))
 }
 
-/// Maps `buffer` and runs the pre-processor on it, as `onenipdetect` does for each frame.
+/// Maps `buffer` and runs the pre-processor on the whole frame, as `onenipdetect` does.
 fn preprocess_buffer(
     pre: &mut Preprocessor,
     buffer: &gst::BufferRef,
     info: &gst_video::VideoInfo,
-    layout: PixelLayout,
+    _layout: PixelLayout,
     out: &mut [f32],
 ) -> Res<()> {
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
-        .map_err(|e| e.to_string())?;
-    let n = layout.n_planes();
-    let mut planes = [Plane {
-        data: &[],
-        stride: 0,
-    }; 3];
-    for (i, plane) in planes.iter_mut().enumerate().take(n) {
-        *plane = Plane {
-            data: frame.plane_data(i as u32).map_err(|e| e.to_string())?,
-            stride: frame.plane_stride()[i] as usize,
-        };
-    }
-    let frame_ref = FrameRef {
-        layout,
-        width: info.width(),
-        height: info.height(),
-        planes: &planes[..n],
-    };
     let roi = Roi {
         x: 0,
         y: 0,
         width: info.width(),
         height: info.height(),
     };
-    pre.run(&frame_ref, Some(roi), out)
-        .map_err(|e| e.to_string())
+    gstonenip::frame::preprocess_frame(pre, buffer, info, roi, out)
 }
 
 /// The steps of `onenipdetect`'s `process` after inference: regions, their boxes in frame
@@ -246,20 +219,7 @@ fn postprocess_and_attach(
     buf: &mut gst::BufferRef,
 ) -> Res<usize> {
     let roi_rect = (0, 0, frame.0, frame.1);
-    let boxes: Vec<RegionBox> = regions
-        .find(map, size, pixel_threshold, MIN_REGION_AREA, MAX_REGIONS)
-        .iter()
-        .map(|r| {
-            let (x, y, width, height) = r.to_frame(size, roi_rect);
-            RegionBox {
-                x,
-                y,
-                width,
-                height,
-                peak: r.peak,
-            }
-        })
-        .collect();
+    let boxes = RegionBox::find(regions, map, size, pixel_threshold, roi_rect);
     let scale = map_scale(pixel_threshold);
     let mut map_buffer =
         gst::Buffer::with_size((size * size) as usize).map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@
 use gst::glib;
 
 pub mod detect;
+pub mod frame;
 pub mod messages;
 pub mod meta;
 mod model_cache;

@@ -39,6 +39,32 @@ pub struct RegionBox {
 impl RegionBox {
     pub const STRUCTURE_NAME: &'static str = "region";
 
+    /// The regions of an anomaly map (`size` x `size` over `roi`, x, y, w, h in frame
+    /// pixels) above `pixel_threshold`, as boxes in frame pixels, highest peak first.
+    pub fn find(
+        regions: &mut onenip::postprocess::Regions,
+        map: &[f32],
+        size: u32,
+        pixel_threshold: f32,
+        roi: (u32, u32, u32, u32),
+    ) -> Vec<RegionBox> {
+        use onenip::postprocess::{MAX_REGIONS, MIN_REGION_AREA};
+        regions
+            .find(map, size, pixel_threshold, MIN_REGION_AREA, MAX_REGIONS)
+            .iter()
+            .map(|r| {
+                let (x, y, width, height) = r.to_frame(size, roi);
+                RegionBox {
+                    x,
+                    y,
+                    width,
+                    height,
+                    peak: r.peak,
+                }
+            })
+            .collect()
+    }
+
     pub fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(Self::STRUCTURE_NAME)
             .field("x", self.x)

@@ -10,18 +10,18 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::VideoFormat;
 
 use onenip::detector::{Models, PromptTokens};
 use onenip::ort::value::Tensor;
-use onenip::postprocess::{map_scale, quantize_map, Regions, MAX_REGIONS, MIN_REGION_AREA};
-use onenip::preprocess::{FrameRef, PixelLayout, Plane, Preprocessor, Roi};
+use onenip::postprocess::{map_scale, quantize_map, Regions};
+use onenip::preprocess::{Preprocessor, Roi};
 use onenip::provider::ProviderOptions;
 
 use super::episodes::{Episodes, Transition};
 use super::prompt_worker::{self, PromptJob, PromptOutcome, PromptWorker};
 use super::{ExecutionProvider, MessageMode};
+use crate::frame::{layout_of, preprocess_frame};
 use crate::messages::{
     AnomalyEvent, AnomalyMessage, PromptMessage, PromptStatus, ProviderMessage, ProviderState,
 };
@@ -48,21 +48,6 @@ pub(crate) const FORMATS: &[VideoFormat] = &[
     VideoFormat::I420,
     VideoFormat::Nv12,
 ];
-
-fn layout_of(format: VideoFormat) -> Option<PixelLayout> {
-    Some(match format {
-        VideoFormat::Rgb => PixelLayout::Rgb,
-        VideoFormat::Bgr => PixelLayout::Bgr,
-        VideoFormat::Rgba => PixelLayout::Rgba,
-        VideoFormat::Bgra => PixelLayout::Bgra,
-        VideoFormat::Rgbx => PixelLayout::Rgbx,
-        VideoFormat::Bgrx => PixelLayout::Bgrx,
-        VideoFormat::Gray8 => PixelLayout::Gray8,
-        VideoFormat::I420 => PixelLayout::I420,
-        VideoFormat::Nv12 => PixelLayout::Nv12,
-        _ => return None,
-    })
-}
 
 const DEFAULT_INFERENCE_INTERVAL: u32 = 1;
 const DEFAULT_MIN_ANOMALOUS_FRAMES: u32 = 2;
@@ -888,7 +873,7 @@ impl OnenipDetect {
 
         if self.capture_requested.swap(false, Ordering::AcqRel) {
             let mut tensor = vec![0.0; state.models.input_len()];
-            match Self::preprocess(&mut state.preprocessor, buf, &info, roi, &mut tensor) {
+            match preprocess_frame(&mut state.preprocessor, buf, &info, roi, &mut tensor) {
                 Ok(()) => self.request_prompt(PromptJob::Capture(tensor)),
                 Err(e) => messages.push(
                     PromptMessage {
@@ -938,7 +923,7 @@ impl OnenipDetect {
         }
 
         let started = Instant::now();
-        Self::preprocess(
+        preprocess_frame(
             &mut state.preprocessor,
             buf,
             &info,
@@ -956,27 +941,13 @@ impl OnenipDetect {
         let pixel_threshold = settings.pixel_threshold.unwrap_or(spec.pixel_threshold);
         let size = spec.input_size;
         let roi_rect = (roi.x, roi.y, roi.width, roi.height);
-        let regions: Vec<RegionBox> = state
-            .regions
-            .find(
-                &state.map,
-                size,
-                pixel_threshold,
-                MIN_REGION_AREA,
-                MAX_REGIONS,
-            )
-            .iter()
-            .map(|r| {
-                let (x, y, width, height) = r.to_frame(size, roi_rect);
-                RegionBox {
-                    x,
-                    y,
-                    width,
-                    height,
-                    peak: r.peak,
-                }
-            })
-            .collect();
+        let regions = RegionBox::find(
+            &mut state.regions,
+            &state.map,
+            size,
+            pixel_threshold,
+            roi_rect,
+        );
         let scale = map_scale(pixel_threshold);
         let mut map_buffer = state
             .map_pool
@@ -1087,39 +1058,6 @@ impl OnenipDetect {
                 }
             },
         }
-    }
-
-    /// Converts and resizes the frame (its roi) into the model input.
-    fn preprocess(
-        preprocessor: &mut Preprocessor,
-        buf: &gst::BufferRef,
-        info: &gst_video::VideoInfo,
-        roi: Roi,
-        out: &mut [f32],
-    ) -> Result<(), String> {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info)
-            .map_err(|_| "cannot map the frame for reading".to_string())?;
-        let layout = layout_of(info.format()).ok_or("unsupported format")?;
-        let n = layout.n_planes();
-        let mut planes = [Plane {
-            data: &[],
-            stride: 0,
-        }; 3];
-        for (i, plane) in planes.iter_mut().enumerate().take(n) {
-            *plane = Plane {
-                data: frame.plane_data(i as u32).map_err(|e| e.to_string())?,
-                stride: frame.plane_stride()[i] as usize,
-            };
-        }
-        let frame_ref = FrameRef {
-            layout,
-            width: info.width(),
-            height: info.height(),
-            planes: &planes[..n],
-        };
-        preprocessor
-            .run(&frame_ref, Some(roi), out)
-            .map_err(|e| e.to_string())
     }
 
     fn flow_error(&self, reason: String) -> gst::FlowError {
