@@ -37,12 +37,16 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gstonenip::meta::{AnomalyMeta, RegionBox};
+
+#[path = "shared/overlay_meta.rs"]
+mod overlay_meta;
 use onenip::detector::Models;
 use onenip::model::{Graph, ModelSpec};
 use onenip::ort::value::Tensor;
 use onenip::postprocess::{map_scale, quantize_map, Regions};
 use onenip::preprocess::{PixelLayout, Preprocessor, Roi};
 use onenip::provider::{build_session, ExecutionProvider, ProviderOptions};
+use overlay_meta::overlay_meta;
 use serde_json::{json, Value};
 
 /// Distinct pre-made frames cycled through by the pipelines.
@@ -249,53 +253,6 @@ fn postprocess_and_attach(
     };
     meta.attach(buf).map_err(|e| e.to_string())?;
     Ok(n)
-}
-
-/// A 256x256 map with two hot blobs and two regions over a 1080p frame: what the overlay
-/// draws in the stage row (every mode on).
-fn overlay_meta(width: u32, height: u32) -> AnomalyMeta {
-    let n = 256usize;
-    let mut map = vec![0u8; n * n];
-    for (i, v) in map.iter_mut().enumerate() {
-        let (x, y) = ((i % n) as f64, (i / n) as f64);
-        let blob = |cx: f64, cy: f64, r: f64| {
-            (-((x - cx).powi(2) + (y - cy).powi(2)) / (2.0 * r * r)).exp()
-        };
-        *v = ((blob(80.0, 90.0, 18.0) + blob(180.0, 170.0, 30.0)).min(1.0) * 255.0) as u8;
-    }
-    AnomalyMeta {
-        score: 0.93,
-        anomalous: true,
-        image_threshold: 0.5,
-        pixel_threshold: 0.5,
-        roi: (0, 0, width, height),
-        frame_width: width,
-        frame_height: height,
-        map: Some(gst::Buffer::from_slice(map)),
-        map_width: n as u32,
-        map_height: n as u32,
-        map_scale: 1.0 / 255.0,
-        regions: vec![
-            RegionBox {
-                x: 500,
-                y: 330,
-                width: 180,
-                height: 170,
-                peak: 1.0,
-            },
-            RegionBox {
-                x: 1150,
-                y: 560,
-                width: 330,
-                height: 300,
-                peak: 0.9,
-            },
-        ],
-        stale: false,
-        latency: gst::ClockTime::from_mseconds(5),
-        provider: "cpu".into(),
-        prompt: "prompt.png".into(),
-    }
 }
 
 /// `onenipoverlay` (default mode: heat map, outline, boxes, label) blending into 1080p frames

@@ -7,56 +7,18 @@
 use std::time::Instant;
 
 use gst::prelude::*;
-use gstonenip::meta::{AnomalyMeta, RegionBox};
+use gstonenip::meta::AnomalyMeta;
 
 const W: u32 = 1920;
 const H: u32 = 1080;
 const ALL: &str = "heatmap+outline+boxes+label";
 
-/// A 256x256 map with two hot blobs and two regions, over the whole frame.
+#[path = "shared/overlay_meta.rs"]
+mod overlay_meta;
+
+/// The result drawn on every frame, over the whole 1080p frame.
 fn meta() -> AnomalyMeta {
-    let n = 256usize;
-    let mut map = vec![0u8; n * n];
-    for (i, v) in map.iter_mut().enumerate() {
-        let (x, y) = ((i % n) as f64, (i / n) as f64);
-        let blob = |cx: f64, cy: f64, r: f64| {
-            (-((x - cx).powi(2) + (y - cy).powi(2)) / (2.0 * r * r)).exp()
-        };
-        *v = ((blob(80.0, 90.0, 18.0) + blob(180.0, 170.0, 30.0)).min(1.0) * 255.0) as u8;
-    }
-    AnomalyMeta {
-        score: 0.93,
-        anomalous: true,
-        image_threshold: 0.5,
-        pixel_threshold: 0.5,
-        roi: (0, 0, W, H),
-        frame_width: W,
-        frame_height: H,
-        map: Some(gst::Buffer::from_slice(map)),
-        map_width: n as u32,
-        map_height: n as u32,
-        map_scale: 1.0 / 255.0,
-        regions: vec![
-            RegionBox {
-                x: 500,
-                y: 330,
-                width: 180,
-                height: 170,
-                peak: 1.0,
-            },
-            RegionBox {
-                x: 1150,
-                y: 560,
-                width: 330,
-                height: 300,
-                peak: 0.9,
-            },
-        ],
-        stale: false,
-        latency: gst::ClockTime::from_mseconds(5),
-        provider: "cpu".into(),
-        prompt: "good.png".into(),
-    }
+    overlay_meta::overlay_meta(W, H)
 }
 
 /// Drops the composition of the previous round, so that each round attaches one.

@@ -125,7 +125,8 @@ impl From<&Settings> for FrameSettings {
 #[derive(Clone)]
 struct ActivePrompt {
     tokens: Arc<PromptTokens>,
-    location: String,
+    /// Shared, so that taking the prompt for a frame costs no string copy.
+    location: Arc<str>,
 }
 
 /// Created in `start()`, dropped in `stop()`.
@@ -605,7 +606,7 @@ impl BaseTransformImpl for OnenipDetect {
                 );
                 Some(ActivePrompt {
                     tokens,
-                    location: job.location(),
+                    location: job.location().into(),
                 })
             }
             None => None,
@@ -803,7 +804,7 @@ impl OnenipDetect {
             Ok(tokens) => {
                 *lock(&self.pending_prompt) = Some(ActivePrompt {
                     tokens,
-                    location: outcome.location.clone(),
+                    location: outcome.location.as_str().into(),
                 });
                 self.has_pending_prompt.store(true, Ordering::Release);
                 gst::info!(CAT, imp = self, "prompt {} ready", outcome.location);
@@ -977,7 +978,7 @@ impl OnenipDetect {
             stale: false,
             latency: gst::ClockTime::from_nseconds(started.elapsed().as_nanos() as u64),
             provider: state.provider.clone(),
-            prompt: prompt.location.clone(),
+            prompt: prompt.location.to_string(),
         };
         meta.attach(buf)
             .map_err(|e| self.flow_error(format!("cannot attach the anomaly meta: {e}")))?;
