@@ -65,6 +65,9 @@ def run_ort(args: argparse.Namespace) -> dict[str, Any]:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
     opts.inter_op_num_threads = 1
+    if not args.spinning:
+        # The element's session settings: idle pool workers do not spin (see src/provider.rs).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = {
         g: ort.InferenceSession(
             str(model_dir / meta.get("graphs", {}).get(g, {}).get("file", f"{g}.onnx")),
@@ -94,6 +97,7 @@ def run_ort(args: argparse.Namespace) -> dict[str, Any]:
     rss, hwm = rss_mb()
     return {
         "kind": "python-ort-preprocess" if args.preprocess else "python-ort",
+        "spinning": args.spinning,
         "onnxruntime": ort.__version__,
         "threads": args.threads,
         "frames": args.frames,
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--preprocess", action="store_true", help="ort: include the PIL transform from 1080p RGB")
+    p.add_argument("--spinning", action="store_true",
+                   help="ort: ONNX Runtime's default spinning thread pools instead of the element's settings")
     p.add_argument("--checkpoint", default=None, help="torch: PyTorch checkpoint to load")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

@@ -47,17 +47,19 @@ STAGE_LABELS: dict[str, str] = {
     "overlay_I420_1920x1080": "onenipoverlay 1920x1080 I420 (all modes)",
 }
 
-LOOPS = ["detect", "overlay", "ort", "ort-pre", "torch"]
+LOOPS = ["detect", "overlay", "ort", "ort-spin", "ort-pre", "torch"]
 LOOP_LABELS = {
     "detect": "appsrc ! onenipdetect ! fakesink",
     "overlay": "appsrc ! onenipdetect ! onenipoverlay ! fakesink",
-    "ort": "Python ONNX Runtime loop, same two graphs (floor)",
+    "ort": "Python ONNX Runtime loop, same two graphs and session settings (floor)",
+    "ort-spin": "Python ONNX Runtime loop, same two graphs, ONNX Runtime's default (spinning) pools",
     "ort-pre": "Python ONNX Runtime loop + PIL transform from 1080p RGB",
     "torch": "PyTorch per-frame loop (prompt through the backbone every frame)",
 }
 RATIOS = {
     "ratio_detect_vs_ort": ("detect", "ort"),
     "ratio_overlay_vs_ort": ("overlay", "ort"),
+    "ratio_detect_vs_ort_spinning": ("detect", "ort-spin"),
     "ratio_detect_vs_ort_preprocess": ("detect", "ort-pre"),
     "ratio_detect_vs_torch": ("detect", "torch"),
     "ratio_overlay_vs_torch": ("overlay", "torch"),
@@ -152,7 +154,9 @@ def markdown(res: Json) -> str:
         f"- Model: `{info['model']['dir']}` ({info['model']['variant']}, input {info['model']['input_size']}, "
         f"{info['model']['source']})",
         f"- Threads: {info['threads']} ONNX Runtime intra-op threads for every model loop "
-        "(`threads` property, `intra_op_num_threads`, `torch.set_num_threads`); pre-processing and "
+        "(`threads` property, `intra_op_num_threads`, `torch.set_num_threads`); ONNX Runtime sessions "
+        "with intra-op spinning off, as the element builds them, except in the row that says otherwise; "
+        "pre-processing and "
         "post-processing run on the streaming thread.",
         f"- PyTorch weights: {loops['torch'].get('weights', 'n/a')}",
         f"- {res['rounds']} rounds; in each round every loop below runs once, one after the other, each in "

@@ -47,6 +47,8 @@ class OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # As the element: spinning idle workers of one graph's pool slow down the next graph.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         files = {g: self.meta.get("graphs", {}).get(g, {}).get("file", f"{g}.onnx")
                  for g in ("prompt", "reconstructor", "refiner")}
         self.sess = {

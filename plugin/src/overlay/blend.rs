@@ -62,23 +62,25 @@ pub fn span_scalar<const P: usize>(row: &mut [u8], idx: &[u16], table: &Table) {
     }
 }
 
-/// Blends a row of gray (or luma) bytes with the first channel of the entries of `idx`.
-pub fn span_gray(row: &mut [u8], idx: &[u16], table: &Table) {
+/// Blends a row of single-channel bytes (gray, luma, or one chroma plane) with channel `C`
+/// of the entries of `idx`.
+pub fn span_plane<const C: usize>(row: &mut [u8], idx: &[u16], table: &Table) {
+    assert!(C < 3);
     let row = &mut row[..idx.len()];
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
-        unsafe { avx2::span_gray(row, idx, table) };
+        unsafe { avx2::span_plane::<C>(row, idx, table) };
         return;
     }
-    span_gray_scalar(row, idx, table);
+    span_plane_scalar::<C>(row, idx, table);
 }
 
-/// The portable [`span_gray`].
-pub fn span_gray_scalar(row: &mut [u8], idx: &[u16], table: &Table) {
+/// The portable [`span_plane`].
+pub fn span_plane_scalar<const C: usize>(row: &mut [u8], idx: &[u16], table: &Table) {
     for (d, &i) in row.iter_mut().zip(idx) {
-        let [p0, _, _, inv] = entry(table, i);
-        *d = blend(p0, *d, inv);
+        let e = entry(table, i);
+        *d = blend(e[C], *d, e[3]);
     }
 }
 
@@ -86,14 +88,15 @@ pub fn span_gray_scalar(row: &mut [u8], idx: &[u16], table: &Table) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{span_gray_scalar, span_scalar, Table, PALETTE_LEN};
+    use super::{span_plane_scalar, span_scalar, Table, PALETTE_LEN};
 
-    /// [`super::span_gray`], eight pixels at a time in `u32` lanes, with `pre0` and `inv`
-    /// of each entry gathered as the two 32-bit halves of the entry.
+    /// [`super::span_plane`], eight pixels at a time in `u32` lanes. An entry is two dwords,
+    /// `pre0 | pre1 << 16` and `pre2 | inv << 16`: channel 2 needs only the second gather.
     #[target_feature(enable = "avx2")]
-    pub(super) fn span_gray(row: &mut [u8], idx: &[u16], table: &Table) {
+    pub(super) fn span_plane<const C: usize>(row: &mut [u8], idx: &[u16], table: &Table) {
         let n = row.len().min(idx.len());
         let base = table.as_ptr().cast::<i32>();
+        let low = _mm256_set1_epi32(0xffff);
         let mut k = 0;
         while k + 8 <= n {
             // SAFETY: indices and bytes `k..k + 8` lie in `idx` and `row`.
@@ -107,13 +110,14 @@ mod avx2 {
             let i = _mm256_slli_epi32::<1>(_mm256_cvtepu16_epi32(i));
             // SAFETY: every index is below PALETTE_LEN: dwords `2 i` and `2 i + 1` lie in
             // the table (two per 8-byte entry).
-            let (first, second) = unsafe {
-                (
-                    _mm256_i32gather_epi32::<4>(base, i),
-                    _mm256_i32gather_epi32::<4>(base.add(1), i),
-                )
+            let second = unsafe { _mm256_i32gather_epi32::<4>(base.add(1), i) };
+            let pre = match C {
+                // SAFETY: as above.
+                0 => _mm256_and_si256(unsafe { _mm256_i32gather_epi32::<4>(base, i) }, low),
+                // SAFETY: as above.
+                1 => _mm256_srli_epi32::<16>(unsafe { _mm256_i32gather_epi32::<4>(base, i) }),
+                _ => _mm256_and_si256(second, low),
             };
-            let pre = _mm256_and_si256(first, _mm256_set1_epi32(0xffff));
             let inv = _mm256_srli_epi32::<16>(second);
             let t = _mm256_add_epi32(pre, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(d), inv));
             let r = _mm256_srli_epi32::<8>(_mm256_add_epi32(t, _mm256_srli_epi32::<8>(t)));
@@ -128,7 +132,7 @@ mod avx2 {
             };
             k += 8;
         }
-        span_gray_scalar(&mut row[k..], &idx[k..], table);
+        span_plane_scalar::<C>(&mut row[k..], &idx[k..], table);
     }
 
     /// [`super::span`], eight pixels at a time: the pixels widened to `u16` lanes
@@ -309,17 +313,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn simd_gray_blend_matches_scalar() {
+    fn simd_plane_matches_scalar<const C: usize>() {
         let table = table(&palette());
         for len in [0, 1, 7, 8, 9, 17, 100, 1920] {
             let idx: Vec<u16> = (0..len).map(|i| (i * 37 % 300) as u16).collect();
             let pixels = noise(len + 3, len as u64);
             let (mut fast, mut slow) = (pixels.clone(), pixels.clone());
-            span_gray(&mut fast, &idx, &table);
-            span_gray_scalar(&mut slow[..len], &idx, &table);
-            assert_eq!(fast, slow, "{len} pixels");
+            span_plane::<C>(&mut fast, &idx, &table);
+            span_plane_scalar::<C>(&mut slow[..len], &idx, &table);
+            assert_eq!(fast, slow, "channel {C}, {len} pixels");
         }
+    }
+
+    #[test]
+    fn simd_plane_blend_matches_scalar() {
+        simd_plane_matches_scalar::<0>();
+        simd_plane_matches_scalar::<1>();
+        simd_plane_matches_scalar::<2>();
     }
 
     #[test]

@@ -184,13 +184,6 @@ pub trait Canvas {
     fn fill(&mut self, r: Rect, c: Entry);
 }
 
-/// `src` over `dst` with alpha `a`, rounded.
-#[inline(always)]
-fn mix(src: u8, dst: u8, a: u8) -> u8 {
-    let t = src as u32 * a as u32 + dst as u32 * (255 - a as u32) + 128;
-    ((t + (t >> 8)) >> 8) as u8
-}
-
 /// A frame of packed 8-bit pixels, `P` bytes each, colour in the first three.
 pub struct Packed<'a, const P: usize> {
     data: &'a mut [u8],
@@ -286,32 +279,39 @@ impl Canvas for Yuv420<'_> {
         self.table = blend::table(palette);
     }
 
-    fn span(&mut self, x: i32, y: i32, idx: &[u16], palette: &Palette) {
+    fn span(&mut self, x: i32, y: i32, idx: &[u16], _palette: &Palette) {
         let off = y as usize * self.luma_stride + x as usize;
-        blend::span_gray(&mut self.luma[off..off + idx.len()], idx, &self.table);
+        blend::span_plane::<0>(&mut self.luma[off..off + idx.len()], idx, &self.table);
         if y % 2 != 0 {
             return;
         }
+        // The indices of the even pixels (the top-left of each 2x2 block), a stack chunk at
+        // a time: no allocation per frame.
+        let first = ((x + 1) & !1) - x;
+        let even = idx.get(first as usize..).unwrap_or(&[]);
         let row = (y / 2) as usize * self.chroma_stride;
-        let first = (x + 1) & !1;
-        for px in (first..x + idx.len() as i32).step_by(2) {
-            let e = &palette[idx[(px - x) as usize] as usize];
-            let a = e[3];
-            if a == 0 {
-                continue;
+        let mut cx = ((x + first) / 2) as usize;
+        let mut chunk = [0u16; 256];
+        for pairs in even.chunks(2 * chunk.len()) {
+            let n = pairs.len().div_ceil(2);
+            for (c, &i) in chunk.iter_mut().zip(pairs.iter().step_by(2)) {
+                *c = i;
             }
-            let cx = (px / 2) as usize;
+            let chunk = &chunk[..n];
             match &mut self.chroma {
                 Chroma::Planar(u, v) => {
-                    u[row + cx] = mix(e[1], u[row + cx], a);
-                    v[row + cx] = mix(e[2], v[row + cx], a);
+                    blend::span_plane::<1>(&mut u[row + cx..][..n], chunk, &self.table);
+                    blend::span_plane::<2>(&mut v[row + cx..][..n], chunk, &self.table);
                 }
                 Chroma::Interleaved(uv) => {
-                    let o = row + 2 * cx;
-                    uv[o] = mix(e[1], uv[o], a);
-                    uv[o + 1] = mix(e[2], uv[o + 1], a);
+                    for (pair, &i) in uv[row + 2 * cx..][..2 * n].chunks_exact_mut(2).zip(chunk) {
+                        let [_, p1, p2, inv] = blend::entry(&self.table, i);
+                        pair[0] = blend::blend(p1, pair[0], inv);
+                        pair[1] = blend::blend(p2, pair[1], inv);
+                    }
                 }
             }
+            cx += n;
         }
     }
 
@@ -665,6 +665,12 @@ fn upsample_row(
 mod tests {
     use super::*;
 
+    /// `src` over `dst` with alpha `a`, rounded.
+    fn mix(src: u8, dst: u8, a: u8) -> u8 {
+        let t = src as u32 * a as u32 + dst as u32 * (255 - a as u32) + 128;
+        ((t + (t >> 8)) >> 8) as u8
+    }
+
     fn scene<'a>(map: MapView<'a>, boxes: &'a [Rect]) -> Scene<'a> {
         Scene {
             roi: Rect::new(2, 2, 8, 8),
@@ -736,6 +742,70 @@ mod tests {
         };
         assert_eq!(lp(3, 3), [0, 0, 255, 255]);
         assert_eq!(lp(2, 2), [0, 0, 0, 128]);
+    }
+
+    /// I420 and NV12 against a packed 4:4:4 frame whose chroma is constant per 2x2 block:
+    /// luma matches everywhere, chroma at each block's top-left pixel.
+    #[test]
+    fn yuv420_matches_packed_444() {
+        let (w, h) = (70usize, 37usize);
+        let m: Vec<u8> = (0..9 * 7).map(|i| (i * 41 % 256) as u8).collect();
+        let map = MapView {
+            data: &m,
+            width: 9,
+            height: 7,
+        };
+        let boxes = [Rect::new(10, 8, 20, 12)];
+        let mut s = scene(map, &boxes);
+        (s.roi, s.box_width) = (Rect::new(3, 1, 61, 33), 2);
+        let heat: [Rgb; 256] = std::array::from_fn(|i| [i as u8, 255 - i as u8, (i * 7) as u8]);
+        let pal = Space::Yuv(YuvMatrix::BT709).palette(&heat, 150, [0, 255, 0]);
+        let at = |x: usize, y: usize, c: usize| ((x * 7 + y * 13 + c * 29) % 200 + 20) as u8;
+        let mut r = Renderer::default();
+
+        let mut packed: Vec<u8> = (0..w * h)
+            .flat_map(|p| {
+                let (x, y) = (p % w, p / w);
+                [at(x, y, 0), at(x & !1, y & !1, 1), at(x & !1, y & !1, 2), 0]
+            })
+            .collect();
+        r.draw(
+            &mut Packed::<4>::new(&mut packed, w * 4, w as u32, h as u32),
+            &s,
+            &pal,
+        );
+
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let luma: Vec<u8> = (0..w * h).map(|p| at(p % w, p / w, 0)).collect();
+        let plane = |c| {
+            (0..cw * ch)
+                .map(|p| at(p % cw * 2, p / cw * 2, c))
+                .collect::<Vec<u8>>()
+        };
+        for nv12 in [false, true] {
+            let (mut y, mut u, mut v) = (luma.clone(), plane(1), plane(2));
+            let mut uv: Vec<u8> = u.iter().zip(&v).flat_map(|(&a, &b)| [a, b]).collect();
+            let chroma = if nv12 {
+                Chroma::Interleaved(&mut uv)
+            } else {
+                Chroma::Planar(&mut u, &mut v)
+            };
+            let stride = if nv12 { 2 * cw } else { cw };
+            let mut canvas = Yuv420::new(&mut y, w, chroma, stride, w as u32, h as u32);
+            r.draw(&mut canvas, &s, &pal);
+            for p in 0..w * h {
+                assert_eq!(y[p], packed[p * 4], "luma at {p}, nv12 {nv12}");
+            }
+            for c in 0..cw * ch {
+                let px = &packed[((c / cw * 2) * w + c % cw * 2) * 4..][..3];
+                let got = if nv12 {
+                    [uv[2 * c], uv[2 * c + 1]]
+                } else {
+                    [u[c], v[c]]
+                };
+                assert_eq!(got, [px[1], px[2]], "chroma block {c}, nv12 {nv12}");
+            }
+        }
     }
 
     #[test]
