@@ -587,11 +587,11 @@ impl Renderer {
                 if cached.1 == y0 {
                     std::mem::swap(upper, lower);
                 } else {
-                    upsample_row(runs, weights, &map.data[y0 * mw..][..mw], upper);
+                    kernels::upsample_row(runs, weights, &map.data[y0 * mw..][..mw], upper);
                 }
             }
             if cached != (y0, y1) {
-                upsample_row(runs, weights, &map.data[y1 * mw..][..mw], lower);
+                kernels::upsample_row(runs, weights, &map.data[y1 * mw..][..mw], lower);
             }
             cached = (y0, y1);
             kernels::lerp_rows(out, upper, lower, fy);
@@ -638,21 +638,6 @@ impl Renderer {
     }
 }
 
-/// Upsamples one map row horizontally (x256, see [`Renderer::runs`]) into `out`.
-fn upsample_row(
-    runs: &[(usize, usize, usize, usize)],
-    weights: &[u32],
-    map_row: &[u8],
-    out: &mut [u16],
-) {
-    for &(start, end, x0, x1) in runs {
-        let (a, b) = (map_row[x0] as u16, map_row[x1] as u16);
-        for (o, &f) in out[start..end].iter_mut().zip(&weights[start..end]) {
-            *o = a * (256 - f as u16) + b * f as u16;
-        }
-    }
-}
-
 /// The per-pixel loops of the map drawing, written so that they vectorise, and compiled
 /// twice: for the baseline target and with AVX2 (chosen at run time).
 mod kernels {
@@ -687,6 +672,19 @@ mod kernels {
                 imp($($arg),*)
             }
         };
+    }
+
+    dispatch! {
+        /// Upsamples one map row horizontally (x256, see [`super::Renderer::runs`]) into
+        /// `out`.
+        fn upsample_row(runs: &[(usize, usize, usize, usize)], weights: &[u32], map_row: &[u8], out: &mut [u16]) {
+            for &(start, end, x0, x1) in runs {
+                let (a, b) = (map_row[x0] as u16, map_row[x1] as u16);
+                for (o, &f) in out[start..end].iter_mut().zip(&weights[start..end]) {
+                    *o = a * (256 - f as u16) + b * f as u16;
+                }
+            }
+        }
     }
 
     dispatch! {
