@@ -1,7 +1,6 @@
 //! `onenipdetect` on the bundled model: metadata on every buffer, messages, prompt hot-swap,
 //! inference interval, roi, providers and errors, as a user of the element sees them.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,29 +10,8 @@ use gstonenip::messages::{
 };
 use gstonenip::meta::{AnomalyMeta, ROI_PARAM, ROI_TYPE};
 
-fn init() {
-    use std::sync::Once;
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstonenip::plugin_register_static().expect("onenip plugin registers");
-    });
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn model_dir() -> PathBuf {
-    repo().join("models/onenip-s")
-}
-
-fn data(name: &str) -> String {
-    repo().join("tests/data").join(name).display().to_string()
-}
+mod common;
+use common::{data, init, model_dir, repo};
 
 fn model_json() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(model_dir().join("model.json")).unwrap()).unwrap()

@@ -7,14 +7,8 @@ use gst_video::prelude::*;
 use gstonenip::meta::{AnomalyMeta, RegionBox};
 use gstonenip::overlay::{Colormap, BOX_COLOUR, LABEL_ANOMALOUS, LABEL_TEXT};
 
-fn init() {
-    use std::sync::Once;
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstonenip::plugin_register_static().expect("onenip plugin registers");
-    });
-}
+mod common;
+use common::init;
 
 const W: u32 = 320;
 const H: u32 = 240;

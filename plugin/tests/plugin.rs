@@ -2,14 +2,8 @@
 
 use gst::prelude::*;
 
-fn init() {
-    use std::sync::Once;
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstonenip::plugin_register_static().expect("onenip plugin registers");
-    });
-}
+mod common;
+use common::init;
 
 #[test]
 fn plugin_lists_onenipdetect_with_metadata() {

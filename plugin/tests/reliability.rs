@@ -6,7 +6,6 @@
 //! input size 32, so that thousands of frames take seconds; the element's code paths are
 //! the same as with the bundled model.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,25 +14,8 @@ use gst::prelude::*;
 use gstonenip::messages::{PromptMessage, PromptStatus};
 use gstonenip::meta::AnomalyMeta;
 
-fn init() {
-    use std::sync::Once;
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstonenip::plugin_register_static().expect("onenip plugin registers");
-    });
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn data(name: &str) -> String {
-    repo().join("tests/data").join(name).display().to_string()
-}
+mod common;
+use common::{data, init};
 
 fn tiny_detect(extra: &str) -> String {
     format!(

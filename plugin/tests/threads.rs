@@ -2,18 +2,12 @@
 //! pipeline torn down mid-stream. Its own test binary with a single test, so that the thread
 //! count of the process is not disturbed by other tests.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gst::prelude::*;
 
-fn data(name: &str) -> String {
-    let repo: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .into();
-    repo.join("tests/data").join(name).display().to_string()
-}
+mod common;
+use common::data;
 
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
