@@ -68,3 +68,11 @@ def test_quick_bench_writes_every_row(tmp_path: Path) -> None:
     for heading in ("## Targets", "## End to end", "## Stages", "## Memory", "# GPU"):
         assert heading in md
     assert "scripts/bench --quick" in md
+
+    # Rewriting the report from results.json alone gives the same report.
+    before = md
+    rewrite = subprocess.run([sys.executable, str(ROOT / "bench" / "report.py"), "--rewrite", str(out)],
+                             capture_output=True, text=True, timeout=60)
+    assert rewrite.returncode == 0, rewrite.stderr
+    assert (out / "RESULTS.md").read_text() == before
+    assert "Ceilings, from this run" in before
