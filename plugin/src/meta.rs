@@ -215,12 +215,15 @@ impl AnomalyMeta {
             let mut meta = gst::meta::CustomMeta::add(buffer, META_NAME)?;
             self.write_fields(meta.mut_structure());
         }
-        for r in &self.regions {
+        for (id, r) in self.regions.iter().enumerate() {
             let mut roi = gst_video::VideoRegionOfInterestMeta::add(
                 buffer,
                 ROI_TYPE,
                 (r.x, r.y, r.width, r.height),
             );
+            // GStreamer gives every ROI meta id 0; readers look regions up by id (PyGObject
+            // cannot iterate metas), so number them 0..n-1 in region order.
+            roi.set_id(id as i32);
             roi.add_param(
                 gst::Structure::builder(ROI_PARAM)
                     .field("score", r.peak)

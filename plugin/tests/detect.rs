@@ -131,7 +131,12 @@ fn every_buffer_carries_the_anomaly_meta() {
             .filter(|m| m.roi_type() == ROI_TYPE)
             .collect();
         assert_eq!(rois.len(), meta.regions.len());
-        for (roi, region) in rois.iter().zip(&meta.regions) {
+        for (id, (roi, region)) in rois.iter().zip(&meta.regions).enumerate() {
+            assert_eq!(
+                roi.id(),
+                id as i32,
+                "ROI metas are numbered in region order"
+            );
             assert_eq!(
                 roi.rect(),
                 (region.x, region.y, region.width, region.height)
