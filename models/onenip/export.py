@@ -27,6 +27,8 @@ from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import CONFIGS, get_config
+from .graph_opt import PASSES as GRAPH_PASSES
+from .graph_opt import optimize_graph
 from .model import OneNIP, build_model
 from .preprocess import normalize, resize
 from .transformer import EXPORT_MASK_VALUE
@@ -150,6 +152,7 @@ def export_graphs(model: OneNIP, out: Path, meta: dict[str, Any]) -> None:
                 output_names=[n for n, _ in spec[graph]["outputs"]],
                 do_constant_folding=True,
             )
+            optimize_graph(path, path)
             proto = onnx.load(str(path))
             onnx.helper.set_model_props(proto, {k: _prop(v) for k, v in {**meta, "graph": graph}.items()})
             proto.producer_name = "onenip-export"
@@ -158,6 +161,7 @@ def export_graphs(model: OneNIP, out: Path, meta: dict[str, Any]) -> None:
     doc = {
         **meta,
         "opset": OPSET,
+        "graph_passes": list(GRAPH_PASSES),
         "preprocessing": {
             "color": "RGB",
             "resize": "straight to input_size x input_size, aspect ignored, PIL BILINEAR (antialiased)",
