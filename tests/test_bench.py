@@ -55,7 +55,7 @@ def test_quick_bench_writes_every_row(tmp_path: Path) -> None:
     assert set(res["ratios"]) == RATIOS
     assert {t["key"] for t in res["targets"]} == TARGET_KEYS
     assert res["memory"]["soak"]["frames"] == 30, "quick mode runs a short soak"
-    for name in ("detect", "overlay"):
+    for name in ("detect", "overlay", "overlay-queue"):
         assert res["loops"][name]["active_provider"] == "cpu"
         assert res["loops"][name]["inferred"] > 0, "frames went through uninspected"
     assert res["info"]["machine"]["cores"] >= 1

@@ -13,7 +13,7 @@
 //!   `onenip::detector::Models::infer` (both graphs), the post-processing and meta of one
 //!   frame (`onenip::postprocess` + `gstonenip::meta::AnomalyMeta::attach`, the steps of
 //!   `onenipdetect`'s `process` after inference) and `onenipoverlay` at 1080p in a Harness.
-//! - `pipeline`: `appsrc ! onenipdetect [! onenipoverlay] ! fakesink` fed with pre-made frames
+//! - `pipeline`: `appsrc ! onenipdetect [[! queue] ! onenipoverlay] ! fakesink` fed with pre-made frames
 //!   held in memory; throughput, time to the first result, per-frame latency, peak RSS.
 //! - `soak`: RSS sampled over many frames through `onenipdetect ! onenipoverlay ! fakesink`.
 //! - `second-instance`: RSS of one pipeline, then of a second one sharing the model, then of a
@@ -25,7 +25,8 @@
 //! Options: `--threads N` (2), `--runs R` (5), `--iters N` (stages, 50), `--frames N`,
 //! `--warmup N`, `--width W --height H --format F` (pipeline frames, 1920x1080 I420),
 //! `--model DIR`, `--prompt PNG`, `--provider auto|tensorrt|cuda|cpu` (cpu), `--fp16`,
-//! `--engine-cache DIR`, `--strict`, `--overlay` (pipeline), `--sample-every N` (soak).
+//! `--engine-cache DIR`, `--strict`, `--overlay` (pipeline), `--queue` (pipeline: overlay after a
+//! `queue`), `--sample-every N` (soak).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -480,6 +481,8 @@ struct PipelineConfig {
     height: u32,
     format: gst_video::VideoFormat,
     overlay: bool,
+    /// A `queue` between the two elements: the overlay runs on its own streaming thread.
+    queue: bool,
     threads: u32,
     record_latency: usize,
     /// Frames to push, shared (by reference) between pipelines; made per pipeline when empty.
@@ -489,10 +492,10 @@ struct PipelineConfig {
 impl Running {
     fn start(args: &Args, config: &PipelineConfig) -> Res<Running> {
         let options = args.provider_options()?;
-        let overlay = if config.overlay {
-            " ! onenipoverlay"
-        } else {
-            ""
+        let overlay = match (config.overlay, config.queue) {
+            (false, _) => "",
+            (true, false) => " ! onenipoverlay",
+            (true, true) => " ! queue max-size-buffers=2 ! onenipoverlay",
         };
         let desc = format!(
             "appsrc name=src ! onenipdetect name=detect{overlay} ! fakesink name=sink sync=false"
@@ -670,7 +673,8 @@ fn pipeline_config(args: &Args) -> Res<PipelineConfig> {
         width: args.num("width", 1920)?,
         height: args.num("height", 1080)?,
         format: video_format(&args.str("format", "I420"))?,
-        overlay: args.flag("overlay"),
+        overlay: args.flag("overlay") || args.flag("queue"),
+        queue: args.flag("queue"),
         threads: args.num("threads", 2)?,
         record_latency: 0,
         frames: Vec::new(),
@@ -716,7 +720,11 @@ fn pipeline(args: &Args) -> Res<Value> {
     let (rss, hwm) = rss_kb();
     Ok(json!({
         "kind": "pipeline",
-        "graph": if config.overlay { "onenipdetect ! onenipoverlay ! fakesink" } else { "onenipdetect ! fakesink" },
+        "graph": match (config.overlay, config.queue) {
+            (false, _) => "onenipdetect ! fakesink",
+            (true, false) => "onenipdetect ! onenipoverlay ! fakesink",
+            (true, true) => "onenipdetect ! queue ! onenipoverlay ! fakesink",
+        },
         "input": format!("{}x{} {}", config.width, config.height, config.format.to_str()),
         "threads": config.threads,
         "frames": frames,
