@@ -8,7 +8,7 @@
 //! indices per frame row (0..=255 the colour-map entries, [`OUTLINE`], [`CLEAR`]), so each
 //! canvas only needs its palette converted once into its own colour space.
 
-use super::blend::{self, Table, CLEAR_TABLE};
+use super::blend::{self, PlaneTable, Table, CLEAR_TABLE};
 use super::colormap::Rgb;
 use super::font;
 
@@ -247,6 +247,8 @@ pub struct Yuv420<'a> {
     width: i32,
     height: i32,
     table: Table,
+    /// Y, U and V views of `table` for the planar kernel.
+    planes: [PlaneTable; 3],
 }
 
 impl<'a> Yuv420<'a> {
@@ -266,8 +268,17 @@ impl<'a> Yuv420<'a> {
             width: width as i32,
             height: height as i32,
             table: CLEAR_TABLE,
+            planes: planes_of(&CLEAR_TABLE),
         }
     }
+}
+
+fn planes_of(table: &Table) -> [PlaneTable; 3] {
+    [
+        blend::plane_table::<0>(table),
+        blend::plane_table::<1>(table),
+        blend::plane_table::<2>(table),
+    ]
 }
 
 impl Canvas for Yuv420<'_> {
@@ -277,11 +288,12 @@ impl Canvas for Yuv420<'_> {
 
     fn begin(&mut self, palette: &Palette) {
         self.table = blend::table(palette);
+        self.planes = planes_of(&self.table);
     }
 
     fn span(&mut self, x: i32, y: i32, idx: &[u16], _palette: &Palette) {
         let off = y as usize * self.luma_stride + x as usize;
-        blend::span_plane::<0>(&mut self.luma[off..off + idx.len()], idx, &self.table);
+        blend::span_plane(&mut self.luma[off..off + idx.len()], idx, &self.planes[0]);
         if y % 2 != 0 {
             return;
         }
@@ -300,8 +312,8 @@ impl Canvas for Yuv420<'_> {
             let chunk = &chunk[..n];
             match &mut self.chroma {
                 Chroma::Planar(u, v) => {
-                    blend::span_plane::<1>(&mut u[row + cx..][..n], chunk, &self.table);
-                    blend::span_plane::<2>(&mut v[row + cx..][..n], chunk, &self.table);
+                    blend::span_plane(&mut u[row + cx..][..n], chunk, &self.planes[1]);
+                    blend::span_plane(&mut v[row + cx..][..n], chunk, &self.planes[2]);
                 }
                 Chroma::Interleaved(uv) => {
                     for (pair, &i) in uv[row + 2 * cx..][..2 * n].chunks_exact_mut(2).zip(chunk) {
