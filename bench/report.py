@@ -22,7 +22,9 @@ Json = dict[str, Any]
 # name -> (what the target compares, the value's key, "<=" or ">=", limit, unit)
 TARGETS: list[tuple[str, str, str, float, str]] = [
     ("pipeline detect / python ORT", "ratio_detect_vs_ort", ">=", 0.90, "x"),
-    ("pipeline detect+overlay / python ORT", "ratio_overlay_vs_ort", ">=", 0.90, "x"),
+    # The overlay as the README and the ready pipelines run it, after a queue; without one the
+    # drawing adds to every frame's inference time on the same thread (see the ceilings).
+    ("pipeline detect ! queue ! overlay / python ORT", "ratio_overlay_queue_vs_ort", ">=", 0.90, "x"),
     ("pipeline detect / PyTorch per-frame loop", "ratio_detect_vs_torch", ">=", 2.5, "x"),
     ("convert+resize 1920x1080 RGB", "preprocess_RGB_1920x1080", "<=", 2.0, "ms"),
     ("convert+resize 1920x1080 I420", "preprocess_I420_1920x1080", "<=", 2.0, "ms"),
