@@ -345,7 +345,7 @@ def check_parity(model: OneNIP, out: Path, seed: int = 0, tolerance: float = TOL
         }
         for check, diffs in rows:
             ok = all(diffs[k] <= allow[k] for k in CHECKED)
-            report.rows.append({"check": check, "input": name, "diffs": diffs, "ok": ok})
+            report.rows.append({"check": check, "input": name, "diffs": diffs, "allow": allow, "ok": ok})
     return report
 
 

@@ -84,8 +84,12 @@ def _check_contract(out: Path, cfg_name: str) -> dict:
 def test_export_onenip_s(small_export) -> None:
     out, report = small_export
     assert report.ok, report.text()
-    worst = report.worst
-    assert worst["rec_map"] <= 1e-4 and worst["anomaly_map"] <= 1e-4
+    # each row within 1e-4 plus float32 rounding of its largest value (export.REL_TOLERANCE):
+    # ONNX Runtime's kernels differ by CPU, and a fixed 1e-4 alone failed on an AVX-512 machine
+    for r in report.rows:
+        for k in ("rec_map", "anomaly_map", "score"):
+            assert r["diffs"][k] <= r["allow"][k], (r, k)
+            assert r["allow"][k] >= export.TOLERANCE
     assert {r["input"] for r in report.rows} >= {"random", "chelsea vs coffee"}
     assert {r["check"] for r in report.rows} == {"graphs == split torch", "chained graphs == forward(img,prm)"}
     doc = _check_contract(out, "onenip-s")
@@ -109,7 +113,10 @@ def test_parity_check_catches_a_wrong_graph(small_export) -> None:
     assert export.check_parity(m, out).ok  # same weights: passes
     m.fuse_k = 1.01  # the graphs bake fuse_k = 1
     bad = export.check_parity(m, out)
-    assert not bad.ok and bad.worst["anomaly_map"] > 1e-4 and bad.worst["rec_map"] <= 1e-4
+    assert not bad.ok
+    # only the fused map is off: the reconstruction distance is still within its tolerance
+    assert any(r["diffs"]["anomaly_map"] > r["allow"]["anomaly_map"] for r in bad.rows)
+    assert all(r["diffs"]["rec_map"] <= r["allow"]["rec_map"] for r in bad.rows)
 
 
 def test_convert_round_trip_official_b4(converted) -> None:
