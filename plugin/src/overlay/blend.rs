@@ -30,6 +30,9 @@ pub fn table(palette: &Palette) -> Table {
 /// entry with a single gather (gathers are slow on some CPUs, AMD Zen among them).
 pub type PlaneTable = [u32; PALETTE_LEN];
 
+/// [`CLEAR_TABLE`] seen from any plane.
+pub const CLEAR_PLANE: PlaneTable = [128 | 255 << 16; PALETTE_LEN];
+
 /// The [`PlaneTable`] of channel `C` of `table`.
 pub fn plane_table<const C: usize>(table: &Table) -> PlaneTable {
     assert!(C < 3);

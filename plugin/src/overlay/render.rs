@@ -8,7 +8,7 @@
 //! indices per frame row (0..=255 the colour-map entries, [`OUTLINE`], [`CLEAR`]), so each
 //! canvas only needs its palette converted once into its own colour space.
 
-use super::blend::{self, PlaneTable, Table, CLEAR_TABLE};
+use super::blend::{self, PlaneTable, Table, CLEAR_PLANE, CLEAR_TABLE};
 use super::colormap::Rgb;
 use super::font;
 
@@ -268,7 +268,7 @@ impl<'a> Yuv420<'a> {
             width: width as i32,
             height: height as i32,
             table: CLEAR_TABLE,
-            planes: planes_of(&CLEAR_TABLE),
+            planes: [CLEAR_PLANE; 3],
         }
     }
 }
