@@ -2,7 +2,8 @@
 //! overlay_speed`. Heat map, outline, boxes and label over the whole frame, for the blending
 //! path (RGB, RGBx, I420, NV12) and the composition path; prints milliseconds per frame.
 //! An optional argument sets the number of frames (default 200), e.g. a few under
-//! `valgrind --tool=callgrind` for instruction counts.
+//! `valgrind --tool=callgrind` for instruction counts; a second one times that format's
+//! blending only (e.g. `I420`), for a profile of one path.
 
 use std::time::Instant;
 
@@ -76,8 +77,14 @@ fn main() {
     let frames: u32 = std::env::args()
         .nth(1)
         .map_or(200, |s| s.parse().expect("FRAMES"));
+    let only = std::env::args().nth(2);
     gst::init().unwrap();
     gstonenip::plugin_register_static().unwrap();
+    if let Some(format) = only {
+        let ms = run(&format, false, ALL, frames);
+        println!("onenipoverlay, {W}x{H}, blend {format}: {ms:.2} ms/frame");
+        return;
+    }
     println!("onenipoverlay, {W}x{H}, heat map + outline + boxes + label, {frames} frames");
     for format in ["RGB", "RGBx", "I420", "NV12"] {
         println!(
