@@ -246,8 +246,7 @@ pub struct Yuv420<'a> {
     chroma_stride: usize,
     width: i32,
     height: i32,
-    table: Table,
-    /// Y, U and V views of `table` for the planar kernel.
+    /// The palette as Y, U and V tables for the planar kernels.
     planes: [PlaneTable; 3],
 }
 
@@ -267,7 +266,6 @@ impl<'a> Yuv420<'a> {
             chroma_stride,
             width: width as i32,
             height: height as i32,
-            table: CLEAR_TABLE,
             planes: [CLEAR_PLANE; 3],
         }
     }
@@ -287,8 +285,7 @@ impl Canvas for Yuv420<'_> {
     }
 
     fn begin(&mut self, palette: &Palette) {
-        self.table = blend::table(palette);
-        self.planes = planes_of(&self.table);
+        self.planes = planes_of(&blend::table(palette));
     }
 
     fn span(&mut self, x: i32, y: i32, idx: &[u16], _palette: &Palette) {
@@ -297,33 +294,21 @@ impl Canvas for Yuv420<'_> {
         if y % 2 != 0 {
             return;
         }
-        // The indices of the even pixels (the top-left of each 2x2 block), a stack chunk at
-        // a time: no allocation per frame.
+        // Chroma takes the colour of the even pixels (the top-left of each 2x2 block).
         let first = ((x + 1) & !1) - x;
         let even = idx.get(first as usize..).unwrap_or(&[]);
+        let n = even.len().div_ceil(2);
         let row = (y / 2) as usize * self.chroma_stride;
-        let mut cx = ((x + first) / 2) as usize;
-        let mut chunk = [0u16; 256];
-        for pairs in even.chunks(2 * chunk.len()) {
-            let n = pairs.len().div_ceil(2);
-            for (c, &i) in chunk.iter_mut().zip(pairs.iter().step_by(2)) {
-                *c = i;
+        let cx = ((x + first) / 2) as usize;
+        match &mut self.chroma {
+            Chroma::Planar(u, v) => {
+                blend::span_plane_even(&mut u[row + cx..][..n], even, &self.planes[1]);
+                blend::span_plane_even(&mut v[row + cx..][..n], even, &self.planes[2]);
             }
-            let chunk = &chunk[..n];
-            match &mut self.chroma {
-                Chroma::Planar(u, v) => {
-                    blend::span_plane(&mut u[row + cx..][..n], chunk, &self.planes[1]);
-                    blend::span_plane(&mut v[row + cx..][..n], chunk, &self.planes[2]);
-                }
-                Chroma::Interleaved(uv) => {
-                    for (pair, &i) in uv[row + 2 * cx..][..2 * n].chunks_exact_mut(2).zip(chunk) {
-                        let [_, p1, p2, inv] = blend::entry(&self.table, i);
-                        pair[0] = blend::blend(p1, pair[0], inv);
-                        pair[1] = blend::blend(p2, pair[1], inv);
-                    }
-                }
+            Chroma::Interleaved(uv) => {
+                let [_, pu, pv] = &self.planes;
+                blend::span_interleaved(&mut uv[row + 2 * cx..][..2 * n], even, pu, pv);
             }
-            cx += n;
         }
     }
 

@@ -11,7 +11,7 @@ use super::{span_plane_scalar, span_scalar, PlaneTable, Table, PALETTE_LEN};
 #[target_feature(enable = "avx2")]
 pub(super) fn span_plane(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
     let n = row.len().min(idx.len());
-    let base = plane.as_ptr().cast::<i32>();
+    let base = plane.dwords.as_ptr().cast::<i32>();
     let low = _mm256_set1_epi32(0xffff);
     let mut k = 0;
     while k + 8 <= n {

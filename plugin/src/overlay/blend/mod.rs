@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Blending rows of palette indices over 8-bit pixels: a portable loop and an AVX2 kernel
-//! (chosen at run time) that give the same bytes.
+//! Blending rows of palette indices over 8-bit pixels: portable loops, and AVX2 and
+//! AVX-512 kernels (chosen at run time) that give the same bytes.
 //!
 //! Per channel, `src` over `dst` with alpha `a` is `t = src * a + 128 + dst * (255 - a)`,
 //! then `(t + (t >> 8)) >> 8`. `t` is at most `255 * 255 + 128`, and `t + (t >> 8)` below
@@ -25,18 +25,39 @@ pub fn table(palette: &Palette) -> Table {
     })
 }
 
-/// One plane's view of a [`Table`]: per entry the channel's premultiplied value and
-/// `255 - alpha` in one dword (`pre | inv << 16`), so that the planar kernel reads a pixel's
-/// entry with a single gather (gathers are slow on some CPUs, AMD Zen among them).
-pub type PlaneTable = [u32; PALETTE_LEN];
+/// One plane's view of a [`Table`], in the two forms the planar kernels read:
+/// - per entry the channel's premultiplied value and `255 - alpha` in one dword
+///   (`pre | inv << 16`), so that the AVX2 kernel reads a pixel's entry with a single
+///   gather (gathers are slow on some CPUs, AMD Zen among them);
+/// - per entry the channel's colour and the alpha as bytes, which the AVX-512 kernel looks
+///   up 64 at a time with byte permutes (`pre = colour * alpha + 128`, `inv = 255 - alpha`).
+#[derive(Clone, Copy)]
+pub struct PlaneTable {
+    pub dwords: [u32; PALETTE_LEN],
+    pub colour: [u8; PALETTE_LEN],
+    pub alpha: [u8; PALETTE_LEN],
+}
 
 /// [`CLEAR_TABLE`] seen from any plane.
-pub const CLEAR_PLANE: PlaneTable = [128 | 255 << 16; PALETTE_LEN];
+pub const CLEAR_PLANE: PlaneTable = PlaneTable {
+    dwords: [128 | 255 << 16; PALETTE_LEN],
+    colour: [0; PALETTE_LEN],
+    alpha: [0; PALETTE_LEN],
+};
 
 /// The [`PlaneTable`] of channel `C` of `table`.
 pub fn plane_table<const C: usize>(table: &Table) -> PlaneTable {
     assert!(C < 3);
-    std::array::from_fn(|i| u32::from(table[i][C]) | u32::from(table[i][3]) << 16)
+    let alpha = |i: usize| 255 - table[i][3];
+    PlaneTable {
+        dwords: std::array::from_fn(|i| u32::from(table[i][C]) | u32::from(table[i][3]) << 16),
+        // `pre - 128` is `colour * alpha` exactly; a clear entry's colour does not matter.
+        colour: std::array::from_fn(|i| match alpha(i) {
+            0 => 0,
+            a => ((table[i][C] - 128) / a) as u8,
+        }),
+        alpha: std::array::from_fn(|i| alpha(i) as u8),
+    }
 }
 
 /// The entry of palette index `i`; indices past the palette read its last entry.
@@ -81,24 +102,93 @@ pub fn span_scalar<const P: usize>(row: &mut [u8], idx: &[u16], table: &Table) {
 pub fn span_plane(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
     let row = &mut row[..idx.len()];
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        unsafe { avx2::span_plane(row, idx, plane) };
-        return;
+    {
+        if avx512::available() {
+            // SAFETY: the CPU has the features `avx512::available` checks.
+            let done = unsafe { avx512::span_plane::<1>(row, idx, plane) };
+            span_plane_scalar(&mut row[done..], &idx[done..], plane);
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            unsafe { avx2::span_plane(row, idx, plane) };
+            return;
+        }
     }
     span_plane_scalar(row, idx, plane);
+}
+
+/// Blends a row of 4:2:0 chroma with the entries of the even indices of a luma row:
+/// `row[k]` with `idx[2 * k]`, the top-left pixel of each 2x2 block.
+pub fn span_plane_even(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
+    let row = &mut row[..idx.len().div_ceil(2)];
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: the CPU has the features `avx512::available` checks.
+        let done = unsafe { avx512::span_plane::<2>(row, idx, plane) };
+        span_plane_even_scalar(&mut row[done..], &idx[2 * done..], plane);
+        return;
+    }
+    // The even indices a stack chunk at a time (no allocation per frame), for the
+    // contiguous kernel.
+    let mut chunk = [0u16; 256];
+    for (row, pairs) in row.chunks_mut(chunk.len()).zip(idx.chunks(2 * chunk.len())) {
+        for (c, &i) in chunk.iter_mut().zip(pairs.iter().step_by(2)) {
+            *c = i;
+        }
+        span_plane(row, &chunk[..row.len()], plane);
+    }
+}
+
+/// Blends a row of NV12 chroma (U, V pairs) with the entries of the even indices of a luma
+/// row: the pair `k` with `idx[2 * k]`, U from `u` and V from `v`.
+pub fn span_interleaved(row: &mut [u8], idx: &[u16], u: &PlaneTable, v: &PlaneTable) {
+    let row = &mut row[..2 * idx.len().div_ceil(2)];
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: the CPU has the features `avx512::available` checks.
+        done = unsafe { avx512::span_interleaved(row, idx, u, v) };
+    }
+    span_interleaved_scalar(&mut row[2 * done..], &idx[2 * done..], u, v);
+}
+
+/// The entry of index `i` in `plane`'s dwords: `(pre, inv)`.
+#[inline(always)]
+fn plane_entry(plane: &PlaneTable, i: u16) -> (u16, u16) {
+    let e = plane.dwords[usize::from(i).min(PALETTE_LEN - 1)];
+    (e as u16, (e >> 16) as u16)
 }
 
 /// The portable [`span_plane`].
 pub fn span_plane_scalar(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
     for (d, &i) in row.iter_mut().zip(idx) {
-        let e = plane[usize::from(i).min(PALETTE_LEN - 1)];
-        *d = blend(e as u16, *d, (e >> 16) as u16);
+        let (pre, inv) = plane_entry(plane, i);
+        *d = blend(pre, *d, inv);
+    }
+}
+
+/// The portable [`span_plane_even`].
+pub fn span_plane_even_scalar(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
+    for (d, &i) in row.iter_mut().zip(idx.iter().step_by(2)) {
+        let (pre, inv) = plane_entry(plane, i);
+        *d = blend(pre, *d, inv);
+    }
+}
+
+/// The portable [`span_interleaved`].
+pub fn span_interleaved_scalar(row: &mut [u8], idx: &[u16], u: &PlaneTable, v: &PlaneTable) {
+    for (pair, &i) in row.chunks_exact_mut(2).zip(idx.iter().step_by(2)) {
+        let ((pu, iu), (pv, iv)) = (plane_entry(u, i), plane_entry(v, i));
+        pair[0] = blend(pu, pair[0], iu);
+        pair[1] = blend(pv, pair[1], iv);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
 mod tests {
@@ -175,6 +265,74 @@ mod tests {
         simd_plane_matches_scalar::<0>();
         simd_plane_matches_scalar::<1>();
         simd_plane_matches_scalar::<2>();
+    }
+
+    /// Random indices below 300: the heat map, the two entries past it, and some past the
+    /// palette.
+    fn indices(len: usize, seed: u64) -> Vec<u16> {
+        noise(len * 2, seed)
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) % 300)
+            .collect()
+    }
+
+    /// Every planar kernel this CPU runs (whole blocks, then the portable loop for the
+    /// rest, as the dispatchers do) against the portable loops.
+    #[test]
+    fn planar_kernels_match_scalar() {
+        let table = table(&palette());
+        let (u, v) = (plane_table::<1>(&table), plane_table::<2>(&table));
+        for len in [0, 1, 2, 63, 64, 65, 127, 128, 129, 255, 1919, 1920] {
+            let idx = indices(len, 11 + len as u64);
+            let pixels = noise(2 * len + 8, len as u64);
+            let n = len.div_ceil(2);
+            let run = |f: &dyn Fn(&mut [u8])| {
+                let mut p = pixels.clone();
+                f(&mut p);
+                p
+            };
+            let plane = run(&|p| span_plane_scalar(&mut p[..len], &idx, &u));
+            let even = run(&|p| span_plane_even_scalar(&mut p[..n], &idx, &u));
+            let pairs = run(&|p| span_interleaved_scalar(&mut p[..2 * n], &idx, &u, &v));
+            assert_eq!(run(&|p| span_plane(p, &idx, &u)), plane, "plane, {len}");
+            assert_eq!(run(&|p| span_plane_even(p, &idx, &u)), even, "even, {len}");
+            let both = run(&|p| span_interleaved(p, &idx, &u, &v));
+            assert_eq!(both, pairs, "interleaved, {len}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    let avx2 = run(&|p| unsafe { avx2::span_plane(&mut p[..len], &idx, &u) });
+                    assert_eq!(avx2, plane, "AVX2 plane, {len}");
+                }
+                if avx512::available() {
+                    // SAFETY (all three): the CPU has the features `available` checks.
+                    let got = run(&|p| {
+                        let done = unsafe { avx512::span_plane::<1>(&mut p[..len], &idx, &u) };
+                        span_plane_scalar(&mut p[done..len], &idx[done..], &u);
+                    });
+                    assert_eq!(got, plane, "AVX-512 plane, {len}");
+                    let got = run(&|p| {
+                        let done = unsafe { avx512::span_plane::<2>(&mut p[..n], &idx, &u) };
+                        span_plane_even_scalar(&mut p[done..n], &idx[2 * done..], &u);
+                    });
+                    assert_eq!(got, even, "AVX-512 even, {len}");
+                    let got = run(&|p| {
+                        let done =
+                            unsafe { avx512::span_interleaved(&mut p[..2 * n], &idx, &u, &v) };
+                        span_interleaved_scalar(&mut p[2 * done..2 * n], &idx[2 * done..], &u, &v);
+                    });
+                    assert_eq!(got, pairs, "AVX-512 interleaved, {len}");
+                }
+            }
+        }
+        // The scalar loops read the even indices.
+        let idx = [3u16, 200, 5, 200];
+        let mut a = [9u8, 9];
+        let mut b = [9u8, 9];
+        span_plane_even_scalar(&mut a, &idx, &u);
+        span_plane_scalar(&mut b, &[3, 5], &u);
+        assert_eq!(a, b);
     }
 
     #[test]
