@@ -25,9 +25,11 @@ use gst::prelude::*;
 
 mod blend;
 mod colormap;
+mod dispatch;
 mod font;
 mod imp;
 mod render;
+mod upsample;
 
 glib::wrapper! {
     pub struct OnenipOverlay(ObjectSubclass<imp::OnenipOverlay>)

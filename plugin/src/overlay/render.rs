@@ -11,6 +11,7 @@
 use super::blend::{self, PlaneTable, Table, CLEAR_PLANE, CLEAR_TABLE};
 use super::colormap::Rgb;
 use super::font;
+use super::upsample::Upsampler;
 
 /// Palette index of the mask outline; 0..=255 are the heat-map colours.
 pub const OUTLINE: u16 = 256;
@@ -483,14 +484,7 @@ impl Scene<'_> {
 pub struct Renderer {
     /// The map upsampled to the visible part of the roi.
     values: Vec<u8>,
-    /// Per visible roi column: the weight (/256) of the right-hand map column.
-    weights: Vec<u32>,
-    /// Runs of visible roi columns between the same two map columns: start, end, left
-    /// and right map column.
-    runs: Vec<(usize, usize, usize, usize)>,
-    /// The map rows above and below the current frame row, upsampled horizontally (x256).
-    upper: Vec<u16>,
-    lower: Vec<u16>,
+    upsampler: Upsampler,
     /// One row of palette indices.
     idx: Vec<u16>,
 }
@@ -548,51 +542,7 @@ impl Renderer {
         }
         let (vw, vh) = (vis.w as usize, vis.h as usize);
 
-        // Bilinear upsampling, pixel centres aligned (as the detector's resize).
-        let source = |dst: i32, from: i32, scale: f64, len: usize| {
-            let s = ((dst - from) as f64 + 0.5) * scale - 0.5;
-            let s = s.clamp(0.0, (len - 1) as f64);
-            let i = s.floor() as u32;
-            let f = ((s - i as f64) * 256.0).round() as u32;
-            (i, (i + 1).min(len as u32 - 1), f)
-        };
-        let sx = mw as f64 / roi.w as f64;
-        let sy = mh as f64 / roi.h as f64;
-        self.weights.clear();
-        self.runs.clear();
-        for (c, x) in (vis.x..vis.right()).enumerate() {
-            let (x0, x1, f) = source(x, roi.x, sx, mw);
-            self.weights.push(f);
-            match self.runs.last_mut() {
-                Some(run) if run.2 == x0 as usize && run.3 == x1 as usize => run.1 = c + 1,
-                _ => self.runs.push((c, c + 1, x0 as usize, x1 as usize)),
-            }
-        }
-        // Map rows upsampled horizontally first (x256, at most 255 * 256: fits u16), each
-        // computed once, then blended vertically over contiguous memory. No rounding
-        // happens before the final shift, so this is exactly the vertical-first sum.
-        self.values.resize(vw * vh, 0);
-        self.upper.resize(vw, 0);
-        self.lower.resize(vw, 0);
-        let (upper, lower) = (&mut self.upper, &mut self.lower);
-        let (runs, weights) = (&self.runs, &self.weights);
-        let mut cached = (usize::MAX, usize::MAX);
-        for (r, out) in self.values.chunks_exact_mut(vw).enumerate() {
-            let (y0, y1, fy) = source(vis.y + r as i32, roi.y, sy, mh);
-            let (y0, y1) = (y0 as usize, y1 as usize);
-            if cached.0 != y0 {
-                if cached.1 == y0 {
-                    std::mem::swap(upper, lower);
-                } else {
-                    kernels::upsample_row(runs, weights, &map.data[y0 * mw..][..mw], upper);
-                }
-            }
-            if cached != (y0, y1) {
-                kernels::upsample_row(runs, weights, &map.data[y1 * mw..][..mw], lower);
-            }
-            cached = (y0, y1);
-            kernels::lerp_rows(out, upper, lower, fy);
-        }
+        self.upsampler.upsample(map, roi, vis, &mut self.values);
 
         // Palette indices: the heat colour, or the outline on mask pixels (>= 128, the pixel
         // threshold) with a pixel outside the mask `t` pixels away.
@@ -635,9 +585,9 @@ impl Renderer {
     }
 }
 
-/// The per-pixel loops of the map drawing, written so that they vectorise, and compiled
-/// twice: for the baseline target and with AVX2 (chosen at run time).
+/// The per-pixel loops of the palette indices (see [`dispatch`](super::dispatch)).
 mod kernels {
+    use super::super::dispatch::dispatch;
     use super::OUTLINE;
 
     /// The five rows around a pixel `t` pixels away, all of one length.
@@ -647,51 +597,6 @@ mod kernels {
         pub right: &'a [u8],
         pub up: &'a [u8],
         pub down: &'a [u8],
-    }
-
-    macro_rules! dispatch {
-        ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-            $(#[$doc])*
-            pub fn $name($($arg: $ty),*) {
-                #[inline(always)]
-                fn imp($($arg: $ty),*) $body
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2")]
-                    fn avx2($($arg: $ty),*) {
-                        imp($($arg),*)
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU has AVX2.
-                        return unsafe { avx2($($arg),*) };
-                    }
-                }
-                imp($($arg),*)
-            }
-        };
-    }
-
-    dispatch! {
-        /// Upsamples one map row horizontally (x256, see [`super::Renderer::runs`]) into
-        /// `out`.
-        fn upsample_row(runs: &[(usize, usize, usize, usize)], weights: &[u32], map_row: &[u8], out: &mut [u16]) {
-            for &(start, end, x0, x1) in runs {
-                let (a, b) = (map_row[x0] as u16, map_row[x1] as u16);
-                for (o, &f) in out[start..end].iter_mut().zip(&weights[start..end]) {
-                    *o = a * (256 - f as u16) + b * f as u16;
-                }
-            }
-        }
-    }
-
-    dispatch! {
-        /// Blends two horizontally upsampled map rows (x256) with weight `fy` (/256) for the
-        /// lower one.
-        fn lerp_rows(out: &mut [u8], upper: &[u16], lower: &[u16], fy: u32) {
-            for (o, (&a, &b)) in out.iter_mut().zip(upper.iter().zip(lower)) {
-                *o = ((a as u32 * (256 - fy) + b as u32 * fy + 32768) >> 16) as u8;
-            }
-        }
     }
 
     dispatch! {
