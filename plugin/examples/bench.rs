@@ -14,7 +14,8 @@
 //!   frame (`onenip::postprocess` + `gstonenip::meta::AnomalyMeta::attach`, the steps of
 //!   `onenipdetect`'s `process` after inference) and `onenipoverlay` at 1080p in a Harness.
 //! - `pipeline`: `appsrc ! onenipdetect [[! queue] ! onenipoverlay] ! fakesink` fed with pre-made frames
-//!   held in memory; throughput, time to the first result, per-frame latency, peak RSS.
+//!   held in memory (a pool of writable buffers, as a decoder's); throughput, time to the first
+//!   result, per-frame latency, peak RSS.
 //! - `soak`: RSS sampled over many frames through `onenipdetect ! onenipoverlay ! fakesink`.
 //! - `second-instance`: RSS of one pipeline, then of a second one sharing the model, then of a
 //!   third one that cannot share it (other thread count), all in this process.
@@ -52,6 +53,9 @@ use serde_json::{json, Value};
 
 /// Distinct pre-made frames cycled through by the pipelines.
 const DISTINCT_FRAMES: usize = 4;
+/// Frames in a pipeline's pool: more than a pipeline holds at once (appsrc's queue, one per
+/// element, the `queue`'s two, the sink's), so that pushing rarely waits for one.
+const POOL_FRAMES: u32 = 10;
 
 type Res<T> = Result<T, String>;
 
@@ -463,13 +467,63 @@ struct SinkStats {
     latencies: Mutex<Vec<u64>>,
 }
 
+/// Where a pipeline's frames come from.
+enum FrameSource {
+    /// Frames shared with other pipelines (see `second-instance`): each push is a new buffer
+    /// on the same memory, which an element that draws on it must copy first.
+    Shared(Vec<gst::Buffer>),
+    /// A pool of writable frames, filled once and handed over as a decoder's pool hands over
+    /// its buffers: nothing is copied per frame (the overlay draws over its earlier drawing).
+    Pool(gst::BufferPool),
+}
+
+impl FrameSource {
+    fn pool(config: &PipelineConfig) -> Res<FrameSource> {
+        let size = gst_video::VideoInfo::builder(config.format, config.width, config.height)
+            .build()
+            .map_err(|e| e.to_string())?
+            .size();
+        let pool = gst::BufferPool::new();
+        let mut pool_config = pool.config();
+        pool_config.set_params(None, size as u32, POOL_FRAMES, POOL_FRAMES);
+        pool.set_config(pool_config).map_err(|e| e.to_string())?;
+        pool.set_active(true).map_err(|e| e.to_string())?;
+        let templates = make_frames(config);
+        // Every buffer of the pool taken out at once, so that each gets a frame.
+        let mut held = Vec::new();
+        for i in 0..POOL_FRAMES as usize {
+            let mut buf = pool.acquire_buffer(None).map_err(|e| format!("{e:?}"))?;
+            {
+                let template = templates[i % DISTINCT_FRAMES]
+                    .map_readable()
+                    .map_err(|e| e.to_string())?;
+                let b = buf.get_mut().ok_or("a pooled buffer is writable")?;
+                b.map_writable()
+                    .map_err(|e| e.to_string())?
+                    .copy_from_slice(&template);
+            }
+            held.push(buf);
+        }
+        drop(held);
+        Ok(FrameSource::Pool(pool))
+    }
+
+    /// The `n`th frame to push, writable.
+    fn next(&self, n: u64) -> Res<gst::Buffer> {
+        match self {
+            FrameSource::Shared(frames) => Ok(frames[n as usize % frames.len()].copy()),
+            FrameSource::Pool(pool) => pool.acquire_buffer(None).map_err(|e| format!("{e:?}")),
+        }
+    }
+}
+
 /// A running `appsrc ! onenipdetect [! onenipoverlay] ! fakesink` fed from memory.
 struct Running {
     pipeline: gst::Pipeline,
     src: gst_app::AppSrc,
     detect: gst::Element,
     stats: Arc<SinkStats>,
-    frames: Vec<gst::Buffer>,
+    frames: FrameSource,
     pushed: u64,
     played_at: Instant,
     provider_messages: Vec<String>,
@@ -485,7 +539,8 @@ struct PipelineConfig {
     queue: bool,
     threads: u32,
     record_latency: usize,
-    /// Frames to push, shared (by reference) between pipelines; made per pipeline when empty.
+    /// Frames to push, shared (by reference) between pipelines; a pool of writable frames
+    /// per pipeline when empty.
     frames: Vec<gst::Buffer>,
 }
 
@@ -564,9 +619,9 @@ impl Running {
                 gst::PadProbeReturn::Ok
             });
         let frames = if config.frames.is_empty() {
-            make_frames(config)
+            FrameSource::pool(config)?
         } else {
-            config.frames.clone()
+            FrameSource::Shared(config.frames.clone())
         };
         let played_at = Instant::now();
         pipeline
@@ -587,9 +642,9 @@ impl Running {
     /// Pushes `n` frames (blocks while appsrc's small queue is full).
     fn push(&mut self, n: u64) -> Res<()> {
         for _ in 0..n {
-            let mut buf = self.frames[self.pushed as usize % DISTINCT_FRAMES].copy();
+            let mut buf = self.frames.next(self.pushed)?;
             {
-                let b = buf.get_mut().expect("a fresh copy is writable");
+                let b = buf.get_mut().ok_or("a frame to push is writable")?;
                 b.set_pts(gst::ClockTime::from_mseconds(self.pushed * 33));
                 b.set_duration(gst::ClockTime::from_mseconds(33));
             }
