@@ -542,42 +542,61 @@ impl Renderer {
         }
         let (vw, vh) = (vis.w as usize, vis.h as usize);
 
-        self.upsampler.upsample(map, roi, vis, &mut self.values);
-
         // Palette indices: the heat colour, or the outline on mask pixels (>= 128, the pixel
-        // threshold) with a pixel outside the mask `t` pixels away.
+        // threshold) with a pixel outside the mask `t` pixels away. The map rows are
+        // upsampled just ahead, into a ring of the 2t + 1 rows the outline looks at, so that
+        // they stay in cache.
         let t = scene.outline_width.max(1) as usize;
+        let ring = if scene.outline { 2 * t + 1 } else { 1 };
+        self.values.resize(ring * vw, 0);
         self.idx.resize(vw, CLEAR);
-        let values = &self.values;
-        let idx = &mut self.idx;
-        for r in 0..vh {
-            let row = &values[r * vw..][..vw];
+        self.upsampler.begin(map, roi, vis);
+        let heat = |idx: &mut [u16], row: &[u8]| {
             if scene.heatmap {
                 kernels::widen(idx, row);
             } else {
                 idx.fill(CLEAR);
             }
+        };
+        let mut next = 0;
+        for r in 0..vh {
+            while next < vh && next <= r + t.min(ring / 2) {
+                let slot = next % ring;
+                self.upsampler
+                    .row(map, next, &mut self.values[slot * vw..][..vw]);
+                next += 1;
+            }
+            let values = &self.values;
+            let at = |r: usize| &values[r % ring * vw..][..vw];
+            let idx = &mut self.idx;
+            let row = at(r);
+            // Mask pixels on the border of the visible roi are outline; inside, those with a
+            // pixel outside the mask `t` pixels away, found by the kernel as it writes the
+            // inner columns.
+            let inner = scene.outline && r >= t && r + t < vh && vw > 2 * t;
+            if inner {
+                heat(&mut idx[..t], &row[..t]);
+                heat(&mut idx[vw - t..], &row[vw - t..]);
+                kernels::heat_and_outline(
+                    &mut idx[t..vw - t],
+                    kernels::Cross {
+                        centre: &row[t..vw - t],
+                        left: &row[..vw - 2 * t],
+                        right: &row[2 * t..],
+                        up: &at(r - t)[t..vw - t],
+                        down: &at(r + t)[t..vw - t],
+                    },
+                    scene.heatmap,
+                );
+            } else {
+                heat(idx, row);
+            }
             if scene.outline {
-                // Mask pixels on the border of the visible roi are outline; inside, those
-                // with a pixel outside the mask `t` pixels away.
-                let inner = r >= t && r + t < vh && vw > 2 * t;
                 let edge_cols = if inner { t } else { vw };
                 for c in (0..edge_cols).chain(vw.saturating_sub(edge_cols).max(edge_cols)..vw) {
                     if row[c] >= 128 {
                         idx[c] = OUTLINE;
                     }
-                }
-                if inner {
-                    kernels::outline(
-                        &mut idx[t..vw - t],
-                        kernels::Cross {
-                            centre: &row[t..vw - t],
-                            left: &row[..vw - 2 * t],
-                            right: &row[2 * t..],
-                            up: &values[(r - t) * vw..][t..vw - t],
-                            down: &values[(r + t) * vw..][t..vw - t],
-                        },
-                    );
                 }
             }
             canvas.span(vis.x, vis.y + r as i32, idx, palette);
@@ -588,7 +607,7 @@ impl Renderer {
 /// The per-pixel loops of the palette indices (see [`dispatch`](super::dispatch)).
 mod kernels {
     use super::super::dispatch::dispatch;
-    use super::OUTLINE;
+    use super::{CLEAR, OUTLINE};
 
     /// The five rows around a pixel `t` pixels away, all of one length.
     pub struct Cross<'a> {
@@ -609,16 +628,20 @@ mod kernels {
     }
 
     dispatch! {
-        /// Marks as outline the mask pixels (>= 128) with a pixel outside the mask (< 128)
-        /// among the four of `cross`: bit 7 set in the centre and clear in one neighbour.
-        fn outline(idx: &mut [u16], cross: Cross) {
+        /// The indices of pixels whose four neighbours `t` pixels away are in `cross`: the
+        /// outline on mask pixels (>= 128) with a neighbour outside the mask (< 128), that is
+        /// bit 7 set in the centre and clear in one neighbour; otherwise the heat colour, or
+        /// clear without the heat map.
+        fn heat_and_outline(idx: &mut [u16], cross: Cross, heat: bool) {
             let Cross { centre, left, right, up, down } = cross;
             let n = idx.len();
             let (centre, left, right, up, down) = (&centre[..n], &left[..n], &right[..n], &up[..n], &down[..n]);
+            let heat = u16::from(heat).wrapping_neg(); // 0xffff: the heat colour
             for k in 0..n {
                 let edge = (centre[k] & !(left[k] & right[k] & up[k] & down[k])) >> 7;
                 let keep = u16::from(edge).wrapping_sub(1); // 0xffff: not an edge
-                idx[k] = (idx[k] & keep) | (OUTLINE & !keep);
+                let base = (u16::from(centre[k]) & heat) | (CLEAR & !heat);
+                idx[k] = (base & keep) | (OUTLINE & !keep);
             }
         }
     }
@@ -767,6 +790,88 @@ mod tests {
                     [u[c], v[c]]
                 };
                 assert_eq!(got, [px[1], px[2]], "chroma block {c}, nv12 {nv12}");
+            }
+        }
+    }
+
+    /// The palette indices drawn, read back from an opaque palette (heat `[i, 0, 1]`,
+    /// outline `[0, 255, 0]`) over a frame of `[0, 0, 7]` (clear), against the definition:
+    /// map rows upsampled whole, then every pixel tested.
+    #[test]
+    fn indices_match_the_definition() {
+        let (w, h) = (150usize, 90usize);
+        let (mw, mh) = (23usize, 17usize);
+        let m: Vec<u8> = (0..mw * mh)
+            .map(|i| {
+                if (i * 7919) % 5 < 2 {
+                    200
+                } else {
+                    (i * 31 % 120) as u8
+                }
+            })
+            .collect();
+        let map = MapView {
+            data: &m,
+            width: mw,
+            height: mh,
+        };
+        let heat: [Rgb; 256] = std::array::from_fn(|i| [i as u8, 0, 1]);
+        let pal = Space::Rgb.palette(&heat, 255, [0, 255, 0]);
+        let roi = Rect::new(-7, 5, 140, 100);
+        let vis = roi.intersect(&Rect::new(0, 0, w as i32, h as i32));
+        let (vw, vh) = (vis.w as usize, vis.h as usize);
+        let mut up = Upsampler::default();
+        up.begin(map, roi, vis);
+        let mut values = vec![0u8; vw * vh];
+        for (r, row) in values.chunks_exact_mut(vw).enumerate() {
+            up.row(map, r, row);
+        }
+        let v = |r: usize, c: usize| values[r * vw + c];
+        let mut renderer = Renderer::default();
+        for t in [1usize, 2, 3, 6] {
+            for (heatmap, outline) in [(true, true), (false, true), (true, false)] {
+                let s = Scene {
+                    roi,
+                    map: Some(map),
+                    heatmap,
+                    outline,
+                    outline_width: t as i32,
+                    boxes: &[],
+                    box_width: 1,
+                    box_colour: [0; 4],
+                    label: None,
+                };
+                let mut frame: Vec<u8> = [0, 0, 7].repeat(w * h);
+                renderer.draw(
+                    &mut Packed::<3>::new(&mut frame, w * 3, w as u32, h as u32),
+                    &s,
+                    &pal,
+                );
+                for r in 0..vh {
+                    for c in 0..vw {
+                        let mask = |r: usize, c: usize| v(r, c) >= 128;
+                        let border = r < t || r + t >= vh || c < t || c + t >= vw;
+                        let edge = mask(r, c)
+                            && (border
+                                || !mask(r - t, c)
+                                || !mask(r + t, c)
+                                || !mask(r, c - t)
+                                || !mask(r, c + t));
+                        let want = if outline && edge {
+                            [0, 255, 0]
+                        } else if heatmap {
+                            [v(r, c), 0, 1]
+                        } else {
+                            [0, 0, 7]
+                        };
+                        let p = ((vis.y as usize + r) * w + vis.x as usize + c) * 3;
+                        assert_eq!(
+                            frame[p..p + 3],
+                            want,
+                            "pixel ({c}, {r}) of the roi, t {t}, heat map {heatmap}, outline {outline}"
+                        );
+                    }
+                }
             }
         }
     }

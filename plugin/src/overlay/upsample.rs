@@ -21,6 +21,14 @@ pub struct Upsampler {
     /// The map rows above and below the current frame row, upsampled horizontally (x256).
     upper: Vec<u16>,
     lower: Vec<u16>,
+    /// The map rows in `upper` and `lower`.
+    cached: (usize, usize),
+    /// The vertical geometry: map rows, map rows per frame row, top of the roi and of the
+    /// visible part.
+    map_rows: usize,
+    scale_y: f64,
+    roi_y: i32,
+    vis_y: i32,
 }
 
 /// The source position of destination pixel `dst` when `len` source pixels are stretched
@@ -35,47 +43,54 @@ fn source(dst: i32, from: i32, scale: f64, len: usize) -> (usize, usize, u16) {
 }
 
 impl Upsampler {
-    /// Fills `values` with `map` stretched over `roi`, for the pixels of `vis` (inside
-    /// `roi`), row by row.
-    pub fn upsample(&mut self, map: MapView, roi: Rect, vis: Rect, values: &mut Vec<u8>) {
-        let (mw, mh) = (map.width, map.height);
-        let (vw, vh) = (vis.w as usize, vis.h as usize);
-        let sx = mw as f64 / roi.w as f64;
-        let sy = mh as f64 / roi.h as f64;
+    /// Prepares the rows of `map` stretched over `roi`, for the pixels of `vis` (inside
+    /// `roi`); [`Upsampler::row`] then gives them.
+    pub fn begin(&mut self, map: MapView, roi: Rect, vis: Rect) {
+        let sx = map.width as f64 / roi.w as f64;
         self.left.clear();
         self.right.clear();
         self.weights.clear();
         for x in vis.x..vis.right() {
-            let (x0, x1, f) = source(x, roi.x, sx, mw);
+            let (x0, x1, f) = source(x, roi.x, sx, map.width);
             self.left.push(x0 as u32);
             self.right.push(x1 as u32);
             self.weights.push(f);
         }
-        values.resize(vw * vh, 0);
-        self.upper.resize(vw, 0);
-        self.lower.resize(vw, 0);
+        self.upper.resize(self.left.len(), 0);
+        self.lower.resize(self.left.len(), 0);
+        self.cached = (usize::MAX, usize::MAX);
+        (self.map_rows, self.scale_y, self.roi_y, self.vis_y) =
+            (map.height, map.height as f64 / roi.h as f64, roi.y, vis.y);
+    }
+
+    /// Writes row `r` of the visible part into `out` (`vis.w` values). Asked in order, each
+    /// map row is upsampled horizontally once.
+    pub fn row(&mut self, map: MapView, r: usize, out: &mut [u8]) {
+        let mw = map.width;
+        let (y0, y1, fy) = source(
+            self.vis_y + r as i32,
+            self.roi_y,
+            self.scale_y,
+            self.map_rows,
+        );
         let columns = Columns {
             left: &self.left,
             right: &self.right,
             weights: &self.weights,
         };
         let (upper, lower) = (&mut self.upper, &mut self.lower);
-        let mut cached = (usize::MAX, usize::MAX);
-        for (r, out) in values.chunks_exact_mut(vw).enumerate() {
-            let (y0, y1, fy) = source(vis.y + r as i32, roi.y, sy, mh);
-            if cached.0 != y0 {
-                if cached.1 == y0 {
-                    std::mem::swap(upper, lower);
-                } else {
-                    columns.upsample_row(&map.data[y0 * mw..][..mw], upper);
-                }
+        if self.cached.0 != y0 {
+            if self.cached.1 == y0 {
+                std::mem::swap(upper, lower);
+            } else {
+                columns.upsample_row(&map.data[y0 * mw..][..mw], upper);
             }
-            if cached != (y0, y1) {
-                columns.upsample_row(&map.data[y1 * mw..][..mw], lower);
-            }
-            cached = (y0, y1);
-            lerp_rows(out, upper, lower, u32::from(fy));
         }
+        if self.cached != (y0, y1) {
+            columns.upsample_row(&map.data[y1 * mw..][..mw], lower);
+        }
+        self.cached = (y0, y1);
+        lerp_rows(out, upper, lower, u32::from(fy));
     }
 }
 
@@ -91,9 +106,9 @@ impl Columns<'_> {
     fn upsample_row(&self, map_row: &[u8], out: &mut [u16]) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if map_row.len() <= 256 && vbmi::available() {
-            // SAFETY: the CPU has the features `vbmi::available` checks.
-            done = unsafe { vbmi::upsample_row(self, map_row, out) };
+        if map_row.len() <= 256 && avx512::has_vbmi() {
+            // SAFETY: the CPU has the features `avx512::has_vbmi` checks.
+            done = unsafe { avx512::upsample_row(self, map_row, out) };
         }
         upsample_columns(
             &self.left[done..],
@@ -129,12 +144,12 @@ dispatch! {
 /// The horizontal upsampling with AVX-512 VBMI: a map row of up to 256 values held in four
 /// registers, 64 columns at a time looked up with byte permutes.
 #[cfg(target_arch = "x86_64")]
-mod vbmi {
+mod avx512 {
     use std::arch::x86_64::*;
 
     use super::Columns;
 
-    pub fn available() -> bool {
+    pub fn has_vbmi() -> bool {
         is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vbmi")
@@ -262,8 +277,12 @@ mod tests {
                 width: mw,
                 height: mh,
             };
-            let mut values = Vec::new();
-            Upsampler::default().upsample(map, roi, vis, &mut values);
+            let mut up = Upsampler::default();
+            up.begin(map, roi, vis);
+            let mut values = vec![0; (vis.w * vis.h) as usize];
+            for (r, row) in values.chunks_exact_mut(vis.w as usize).enumerate() {
+                up.row(map, r, row);
+            }
             assert_eq!(
                 values,
                 reference(map, roi, vis),
