@@ -63,6 +63,8 @@ def test_quick_bench_writes_every_row(tmp_path: Path) -> None:
     bad = [(p, v) for p, v in numbers(res) if not math.isfinite(v)]
     assert not bad, f"non-finite numbers: {bad}"
     assert all(v > 0 for k, v in res["ratios"].items() for v in [v["median"]])
+    floor = res["loops"]["ort"]
+    assert len(floor["fps_runs"]) == res["rounds"], "one floor run per round, before and after joined"
 
     md = (out / "RESULTS.md").read_text()
     for heading in ("## Targets", "## End to end", "## Stages", "## Memory", "# GPU"):
@@ -76,3 +78,16 @@ def test_quick_bench_writes_every_row(tmp_path: Path) -> None:
     assert rewrite.returncode == 0, rewrite.stderr
     assert (out / "RESULTS.md").read_text() == before
     assert "Ceilings, from this run" in before
+
+
+def test_floor_runs_before_and_after_count_as_one() -> None:
+    """A round's two floor runs (before and after the pipelines) join as frames over time."""
+    before = {"frames": 100, "fps": 50.0, "ms_per_frame": 20.0, "peak_rss_mb": 240.0, "kind": "python-ort"}
+    after = {"frames": 100, "fps": 100.0, "ms_per_frame": 10.0, "peak_rss_mb": 241.0, "kind": "python-ort"}
+    both = report.bracket(before, after)
+    assert both["frames"] == 200
+    assert both["fps"] == pytest.approx(200 / 3.0), "200 frames in 2 s + 1 s"
+    assert both["ms_per_frame"] == pytest.approx(15.0)
+    assert (both["fps_before"], both["fps_after"]) == (50.0, 100.0)
+    assert both["peak_rss_mb"] == 241.0
+    assert both["kind"] == "python-ort"
