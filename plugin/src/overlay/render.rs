@@ -482,7 +482,8 @@ impl Scene<'_> {
 /// The drawing code, with its buffers kept from frame to frame.
 #[derive(Debug, Default)]
 pub struct Renderer {
-    /// The map upsampled to the visible part of the roi.
+    /// The map upsampled to the visible part of the roi: a ring of the rows the outline
+    /// reads (2t + 1 around the current one).
     values: Vec<u8>,
     upsampler: Upsampler,
     /// One row of palette indices.
@@ -547,7 +548,8 @@ impl Renderer {
         // upsampled just ahead, into a ring of the 2t + 1 rows the outline looks at, so that
         // they stay in cache.
         let t = scene.outline_width.max(1) as usize;
-        let ring = if scene.outline { 2 * t + 1 } else { 1 };
+        let ahead = if scene.outline { t } else { 0 };
+        let ring = 2 * ahead + 1;
         self.values.resize(ring * vw, 0);
         self.idx.resize(vw, CLEAR);
         self.upsampler.begin(map, roi, vis);
@@ -560,7 +562,7 @@ impl Renderer {
         };
         let mut next = 0;
         for r in 0..vh {
-            while next < vh && next <= r + t.min(ring / 2) {
+            while next < vh && next <= r + ahead {
                 let slot = next % ring;
                 self.upsampler
                     .row(map, next, &mut self.values[slot * vw..][..vw]);
