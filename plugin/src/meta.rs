@@ -95,21 +95,31 @@ impl RegionBox {
         gst::Array::new(regions.iter().map(|r| r.to_structure().to_send_value()))
     }
 
-    pub fn from_array(array: &gst::Array) -> Result<Vec<RegionBox>, glib::BoolError> {
-        array
-            .iter()
-            .map(|v| {
-                let s = v
-                    .get::<gst::Structure>()
-                    .map_err(|e| glib::bool_error!("region is not a structure: {e}"))?;
-                RegionBox::from_structure(&s)
-            })
-            .collect()
+    pub fn from_array(array: &[glib::SendValue]) -> Result<Vec<RegionBox>, glib::BoolError> {
+        let mut regions = Vec::with_capacity(array.len());
+        Self::read_array(array, &mut regions)?;
+        Ok(regions)
+    }
+
+    /// Reads the regions of `array` into `regions` (cleared first), borrowing the
+    /// structures instead of copying them.
+    pub fn read_array(
+        array: &[glib::SendValue],
+        regions: &mut Vec<RegionBox>,
+    ) -> Result<(), glib::BoolError> {
+        regions.clear();
+        for v in array {
+            let s = v
+                .get::<&gst::StructureRef>()
+                .map_err(|e| glib::bool_error!("region is not a structure: {e}"))?;
+            regions.push(RegionBox::from_structure(s)?);
+        }
+        Ok(())
     }
 }
 
 /// The typed content of `OnenipAnomalyMeta`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnomalyMeta {
     /// Image score (max of the 16x16-pooled anomaly map).
     pub score: f32,
@@ -175,37 +185,51 @@ impl AnomalyMeta {
     }
 
     pub fn from_structure(s: &gst::StructureRef) -> Result<Self, glib::BoolError> {
+        let mut meta = Self::default();
+        meta.read_structure(s)?;
+        Ok(meta)
+    }
+
+    /// Reads `s` into `self`, reusing its strings and region list: a reader that keeps one
+    /// `AnomalyMeta` reads every frame's result without allocating. On an error, `self` is
+    /// left partly updated.
+    pub fn read_structure(&mut self, s: &gst::StructureRef) -> Result<(), glib::BoolError> {
         macro_rules! get {
             ($name:literal) => {
                 s.get($name)
                     .map_err(|e| glib::bool_error!("{} field {}: {}", META_NAME, $name, e))?
             };
         }
-        Ok(Self {
-            score: get!("score"),
-            anomalous: get!("anomalous"),
-            image_threshold: get!("image-threshold"),
-            pixel_threshold: get!("pixel-threshold"),
-            roi: (
-                get!("roi-x"),
-                get!("roi-y"),
-                get!("roi-width"),
-                get!("roi-height"),
-            ),
-            frame_width: get!("frame-width"),
-            frame_height: get!("frame-height"),
-            map: s
-                .get_optional("map")
-                .map_err(|e| glib::bool_error!("{META_NAME} field map: {e}"))?,
-            map_width: get!("map-width"),
-            map_height: get!("map-height"),
-            map_scale: get!("map-scale"),
-            regions: RegionBox::from_array(&get!("regions"))?,
-            stale: get!("stale"),
-            latency: get!("latency"),
-            provider: get!("provider"),
-            prompt: get!("prompt"),
-        })
+        self.score = get!("score");
+        self.anomalous = get!("anomalous");
+        self.image_threshold = get!("image-threshold");
+        self.pixel_threshold = get!("pixel-threshold");
+        self.roi = (
+            get!("roi-x"),
+            get!("roi-y"),
+            get!("roi-width"),
+            get!("roi-height"),
+        );
+        self.frame_width = get!("frame-width");
+        self.frame_height = get!("frame-height");
+        self.map = s
+            .get_optional("map")
+            .map_err(|e| glib::bool_error!("{META_NAME} field map: {e}"))?;
+        self.map_width = get!("map-width");
+        self.map_height = get!("map-height");
+        self.map_scale = get!("map-scale");
+        let regions: gst::ArrayRef = get!("regions");
+        RegionBox::read_array(&regions, &mut self.regions)?;
+        self.stale = get!("stale");
+        self.latency = get!("latency");
+        for (field, value) in [
+            (&mut self.provider, get!("provider")),
+            (&mut self.prompt, get!("prompt")),
+        ] {
+            field.clear();
+            field.push_str(value);
+        }
+        Ok(())
     }
 
     /// Attaches this result to `buffer`: the custom meta, plus one region-of-interest meta
@@ -240,8 +264,85 @@ impl AnomalyMeta {
         Some(Self::from_structure(meta.structure()))
     }
 
+    /// Reads the result attached to `buffer` into `self` (see [`Self::read_structure`]);
+    /// `None` when the buffer has none.
+    pub fn read_buffer(&mut self, buffer: &gst::BufferRef) -> Option<Result<(), glib::BoolError>> {
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, META_NAME).ok()?;
+        Some(self.read_structure(meta.structure()))
+    }
+
     /// The anomaly map's bytes, if present.
     pub fn map_bytes(&self) -> Option<gst::buffer::MappedBuffer<gst::buffer::Readable>> {
         self.map.clone()?.into_mapped_buffer_readable().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(score: f32, regions: usize, provider: &str) -> AnomalyMeta {
+        AnomalyMeta {
+            score,
+            anomalous: score > 0.5,
+            image_threshold: 0.5,
+            pixel_threshold: 0.4,
+            roi: (1, 2, 300, 200),
+            frame_width: 320,
+            frame_height: 240,
+            map: Some(gst::Buffer::from_slice(vec![score as u8; 16])),
+            map_width: 4,
+            map_height: 4,
+            map_scale: 0.01,
+            regions: (0..regions as u32)
+                .map(|i| RegionBox {
+                    x: i,
+                    y: 2 * i,
+                    width: 10 + i,
+                    height: 5,
+                    peak: score - i as f32,
+                })
+                .collect(),
+            stale: regions == 0,
+            latency: gst::ClockTime::from_mseconds(7),
+            provider: provider.into(),
+            prompt: "prompt.png".into(),
+        }
+    }
+
+    fn attached(meta: &AnomalyMeta) -> gst::Buffer {
+        let mut buffer = gst::Buffer::new();
+        meta.attach(buffer.get_mut().unwrap()).unwrap();
+        buffer
+    }
+
+    #[test]
+    fn a_reader_reads_every_result_into_the_same_buffers() {
+        gst::init().unwrap();
+        register();
+        let (first, second) = (result(90.0, 3, "tensorrt"), result(0.2, 2, "cpu"));
+        let mut read = AnomalyMeta::default();
+        read.read_buffer(&attached(&first)).unwrap().unwrap();
+        assert_eq!(read, first);
+        let (provider, regions) = (read.provider.as_ptr(), read.regions.as_ptr());
+        read.read_buffer(&attached(&second)).unwrap().unwrap();
+        assert_eq!(read, second);
+        assert_eq!(
+            read.provider.as_ptr(),
+            provider,
+            "the string was reallocated"
+        );
+        assert_eq!(
+            read.regions.as_ptr(),
+            regions,
+            "the region list was reallocated"
+        );
+        assert_eq!(
+            AnomalyMeta::from_buffer(&attached(&second))
+                .unwrap()
+                .unwrap(),
+            second
+        );
+        assert!(read.read_buffer(&gst::Buffer::new()).is_none());
     }
 }

@@ -91,6 +91,8 @@ struct State {
     attach: Option<bool>,
     /// The meta of the buffer in flight, read in `before_transform()`.
     pending: Option<AnomalyMeta>,
+    /// The last meta drawn or skipped, whose buffers the next one is read into.
+    spare: AnomalyMeta,
     renderer: Renderer,
     palette: Box<Palette>,
     palette_key: Option<PaletteKey>,
@@ -295,7 +297,14 @@ impl BaseTransformImpl for OnenipOverlay {
 
     fn before_transform(&self, inbuf: &gst::BufferRef) {
         let settings = *lock(&self.settings);
-        let meta = match AnomalyMeta::from_buffer(inbuf) {
+        let mut guard = lock(&self.state);
+        // Read into the strings and region list of an earlier frame's result: no allocation
+        // per frame.
+        let mut meta = guard
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.spare))
+            .unwrap_or_default();
+        let draw = match meta.read_buffer(inbuf) {
             None => {
                 if !self.logged_no_meta.swap(true, Ordering::Relaxed) {
                     gst::debug!(
@@ -304,20 +313,26 @@ impl BaseTransformImpl for OnenipOverlay {
                         "buffer without {META_NAME}: passed through untouched (logged once)"
                     );
                 }
-                None
+                false
             }
             Some(Err(e)) => {
                 gst::warning!(CAT, imp = self, "unreadable {META_NAME}: {e}");
-                None
+                false
             }
-            Some(Ok(meta)) => Some(meta),
+            Some(Ok(())) => {
+                !settings.mode.is_empty() && (meta.anomalous || !settings.only_anomalous)
+            }
         };
-        let draw =
-            meta.filter(|m| !settings.mode.is_empty() && (m.anomalous || !settings.only_anomalous));
-        let passthrough = draw.is_none();
-        if let Some(state) = lock(&self.state).as_mut() {
-            state.pending = draw;
+        if let Some(state) = guard.as_mut() {
+            if draw {
+                state.pending = Some(meta);
+            } else {
+                state.pending = None;
+                state.spare = meta;
+            }
         }
+        drop(guard);
+        let passthrough = !draw;
         if self.obj().is_passthrough() != passthrough {
             gst::log!(CAT, imp = self, "passthrough: {passthrough}");
             self.obj().set_passthrough(passthrough);
@@ -332,12 +347,13 @@ impl BaseTransformImpl for OnenipOverlay {
         let Some(meta) = state.pending.take() else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        if attach {
-            self.attach_composition(state, &settings, &meta, buf)?;
+        let drawn = if attach {
+            self.attach_composition(state, &settings, &meta, buf)
         } else {
-            self.blend(state, &settings, &meta, buf)?;
-        }
-        Ok(gst::FlowSuccess::Ok)
+            self.blend(state, &settings, &meta, buf)
+        };
+        state.spare = meta;
+        drawn.map(|()| gst::FlowSuccess::Ok)
     }
 }
 
@@ -368,8 +384,8 @@ impl VideoFilterImpl for OnenipOverlay {
         let mut state = lock(&self.state);
         // Renegotiation can come between `before_transform()` and `transform_ip()`: keep
         // the pending meta, and the buffers.
-        let (renderer, boxes, label, pending) = match state.take() {
-            Some(old) => (old.renderer, old.boxes, old.label, old.pending),
+        let (renderer, boxes, label, pending, spare) = match state.take() {
+            Some(old) => (old.renderer, old.boxes, old.label, old.pending, old.spare),
             None => Default::default(),
         };
         let upstream_has_meta = has_meta_feature(incaps);
@@ -390,6 +406,7 @@ impl VideoFilterImpl for OnenipOverlay {
             caps_have_meta,
             attach: None,
             pending,
+            spare,
             renderer,
             palette: Box::new([[0; 4]; super::render::PALETTE_LEN]),
             palette_key: None,
