@@ -260,8 +260,8 @@ impl AnomalyMeta {
 
     /// Reads the result attached to `buffer`, if any.
     pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, glib::BoolError>> {
-        let meta = gst::meta::CustomMeta::from_buffer(buffer, META_NAME).ok()?;
-        Some(Self::from_structure(meta.structure()))
+        let mut meta = Self::default();
+        Some(meta.read_buffer(buffer)?.map(|()| meta))
     }
 
     /// Reads the result attached to `buffer` into `self` (see [`Self::read_structure`]);

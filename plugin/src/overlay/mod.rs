@@ -30,6 +30,8 @@ mod font;
 mod imp;
 mod render;
 mod upsample;
+#[cfg(target_arch = "x86_64")]
+mod vbmi;
 
 glib::wrapper! {
     pub struct OnenipOverlay(ObjectSubclass<imp::OnenipOverlay>)

@@ -9,6 +9,8 @@
 
 use super::dispatch::dispatch;
 use super::render::{MapView, Rect};
+#[cfg(target_arch = "x86_64")]
+use super::vbmi;
 
 /// The upsampling buffers, kept from frame to frame.
 #[derive(Debug, Default)]
@@ -106,8 +108,8 @@ impl Columns<'_> {
     fn upsample_row(&self, map_row: &[u8], out: &mut [u16]) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if map_row.len() <= 256 && avx512::has_vbmi() {
-            // SAFETY: the CPU has the features `avx512::has_vbmi` checks.
+        if map_row.len() <= 256 && vbmi::available() {
+            // SAFETY: the CPU has the features `vbmi::available` checks.
             done = unsafe { avx512::upsample_row(self, map_row, out) };
         }
         upsample_columns(
@@ -147,13 +149,8 @@ dispatch! {
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::vbmi::Table256;
     use super::Columns;
-
-    pub fn has_vbmi() -> bool {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vbmi")
-    }
 
     /// [`Columns::upsample_row`] for whole blocks of 64 columns of a map row of at most
     /// 256 values; returns the columns done.
@@ -162,16 +159,7 @@ mod avx512 {
         assert!(map_row.len() <= 256);
         let mut padded = [0u8; 256];
         padded[..map_row.len()].copy_from_slice(map_row);
-        let p = padded.as_ptr();
-        // SAFETY: 256 bytes at `p`.
-        let row = unsafe {
-            [
-                _mm512_loadu_si512(p.cast()),
-                _mm512_loadu_si512(p.add(64).cast()),
-                _mm512_loadu_si512(p.add(128).cast()),
-                _mm512_loadu_si512(p.add(192).cast()),
-            ]
-        };
+        let row = Table256::load(&padded);
         let n = out
             .len()
             .min(columns.left.len())
@@ -182,8 +170,8 @@ mod avx512 {
             let at = 64 * b;
             // SAFETY: elements `at..at + 64` lie in every slice.
             unsafe {
-                let a = lookup(&row, bytes(columns.left[at..].as_ptr()));
-                let c = lookup(&row, bytes(columns.right[at..].as_ptr()));
+                let a = row.lookup(bytes(columns.left[at..].as_ptr()));
+                let c = row.lookup(bytes(columns.right[at..].as_ptr()));
                 for half in 0..2 {
                     let w = _mm512_loadu_si512(columns.weights[at + 32 * half..].as_ptr().cast());
                     let (a, c) = if half == 0 {
@@ -219,15 +207,6 @@ mod avx512 {
         let v = _mm512_inserti32x4::<1>(v, _mm512_cvtepi32_epi8(q1));
         let v = _mm512_inserti32x4::<2>(v, _mm512_cvtepi32_epi8(q2));
         _mm512_inserti32x4::<3>(v, _mm512_cvtepi32_epi8(q3))
-    }
-
-    /// The values of `row` (256 bytes in four registers) at the 64 byte indices `i`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    fn lookup(row: &[__m512i; 4], i: __m512i) -> __m512i {
-        let first = _mm512_permutex2var_epi8(row[0], i, row[1]);
-        let second = _mm512_permutex2var_epi8(row[2], i, row[3]);
-        _mm512_mask_blend_epi8(_mm512_movepi8_mask(i), first, second)
     }
 }
 

@@ -1,24 +1,18 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! The AVX-512 kernels (AVX512BW and VBMI): 64 bytes at a time, the palette entries looked
-//! up with byte permutes from tables held in registers instead of gathered. Each kernel
+//! up from tables held in registers ([`Table256`]) instead of gathered. Each kernel
 //! blends whole blocks of 64 and returns how far it got; the caller finishes the row.
 
 use std::arch::x86_64::*;
 
+use super::super::vbmi::Table256;
 use super::{PlaneTable, PALETTE_LEN};
 
-/// Whether this CPU runs these kernels.
-pub fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vbmi")
-}
-
-/// A byte per palette entry, in registers: entries 0..256 in four (`permutex2var` looks up
-/// 128 entries in two), the two past the heat map broadcast.
+/// A byte per palette entry, in registers: the heat map's 256 in a [`Table256`], the two
+/// past it broadcast.
 struct Bytes {
-    quarters: [__m512i; 4],
+    heat: Table256,
     past: [__m512i; 2],
 }
 
@@ -26,21 +20,12 @@ impl Bytes {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
     fn new(bytes: &[u8; PALETTE_LEN]) -> Self {
-        let p = bytes.as_ptr();
-        // SAFETY: bytes 0..256 lie in the table.
-        let quarters = unsafe {
-            [
-                _mm512_loadu_si512(p.cast()),
-                _mm512_loadu_si512(p.add(64).cast()),
-                _mm512_loadu_si512(p.add(128).cast()),
-                _mm512_loadu_si512(p.add(192).cast()),
-            ]
-        };
+        let (heat, past) = bytes.split_first_chunk::<256>().expect("256 heat entries");
         Self {
-            quarters,
+            heat: Table256::load(heat),
             past: [
-                _mm512_set1_epi8(bytes[256] as i8),
-                _mm512_set1_epi8(bytes[257] as i8),
+                _mm512_set1_epi8(past[0] as i8),
+                _mm512_set1_epi8(past[1] as i8),
             ],
         }
     }
@@ -50,12 +35,9 @@ impl Bytes {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
     fn lookup(&self, lo: __m512i, past: __mmask64) -> __m512i {
-        let first = _mm512_permutex2var_epi8(self.quarters[0], lo, self.quarters[1]);
-        let second = _mm512_permutex2var_epi8(self.quarters[2], lo, self.quarters[3]);
-        let heat = _mm512_mask_blend_epi8(_mm512_movepi8_mask(lo), first, second);
         let odd = _mm512_test_epi8_mask(lo, _mm512_set1_epi8(1));
         let tail = _mm512_mask_blend_epi8(odd, self.past[0], self.past[1]);
-        _mm512_mask_blend_epi8(past, heat, tail)
+        _mm512_mask_blend_epi8(past, self.heat.lookup(lo), tail)
     }
 }
 

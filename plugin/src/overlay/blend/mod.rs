@@ -8,6 +8,8 @@
 //! 65536, so the whole computation is exact in `u16` lanes.
 
 use super::render::{Palette, PALETTE_LEN};
+#[cfg(target_arch = "x86_64")]
+use super::vbmi;
 
 /// A palette prepared for blending without branches: per entry the three channels
 /// premultiplied by alpha (plus rounding), then `255 - alpha`. A clear entry leaves the
@@ -103,8 +105,8 @@ pub fn span_plane(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
     let row = &mut row[..idx.len()];
     #[cfg(target_arch = "x86_64")]
     {
-        if avx512::available() {
-            // SAFETY: the CPU has the features `avx512::available` checks.
+        if vbmi::available() {
+            // SAFETY: the CPU has the features `vbmi::available` checks.
             let done = unsafe { avx512::span_plane::<1>(row, idx, plane) };
             span_plane_scalar(&mut row[done..], &idx[done..], plane);
             return;
@@ -123,8 +125,8 @@ pub fn span_plane(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
 pub fn span_plane_even(row: &mut [u8], idx: &[u16], plane: &PlaneTable) {
     let row = &mut row[..idx.len().div_ceil(2)];
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        // SAFETY: the CPU has the features `avx512::available` checks.
+    if vbmi::available() {
+        // SAFETY: the CPU has the features `vbmi::available` checks.
         let done = unsafe { avx512::span_plane::<2>(row, idx, plane) };
         span_plane_even_scalar(&mut row[done..], &idx[2 * done..], plane);
         return;
@@ -146,8 +148,8 @@ pub fn span_interleaved(row: &mut [u8], idx: &[u16], u: &PlaneTable, v: &PlaneTa
     let row = &mut row[..2 * idx.len().div_ceil(2)];
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        // SAFETY: the CPU has the features `avx512::available` checks.
+    if vbmi::available() {
+        // SAFETY: the CPU has the features `vbmi::available` checks.
         done = unsafe { avx512::span_interleaved(row, idx, u, v) };
     }
     span_interleaved_scalar(&mut row[2 * done..], &idx[2 * done..], u, v);
@@ -305,7 +307,7 @@ mod tests {
                     let avx2 = run(&|p| unsafe { avx2::span_plane(&mut p[..len], &idx, &u) });
                     assert_eq!(avx2, plane, "AVX2 plane, {len}");
                 }
-                if avx512::available() {
+                if vbmi::available() {
                     // SAFETY (all three): the CPU has the features `available` checks.
                     let got = run(&|p| {
                         let done = unsafe { avx512::span_plane::<1>(&mut p[..len], &idx, &u) };
