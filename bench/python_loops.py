@@ -66,8 +66,10 @@ def run_ort(args: argparse.Namespace) -> dict[str, Any]:
     opts.intra_op_num_threads = args.threads
     opts.inter_op_num_threads = 1
     if not args.spinning:
-        # The element's session settings: idle pool workers do not spin (see src/provider.rs).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The element's session settings: workers spin within a run and stop when it returns
+        # (see src/provider.rs).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     sess = {
         g: ort.InferenceSession(
             str(model_dir / meta.get("graphs", {}).get(g, {}).get("file", f"{g}.onnx")),

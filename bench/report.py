@@ -56,7 +56,7 @@ LOOP_LABELS = {
     "overlay": "appsrc ! onenipdetect ! onenipoverlay ! fakesink",
     "overlay-queue": "appsrc ! onenipdetect ! queue ! onenipoverlay ! fakesink (overlay on its own thread)",
     "ort": "Python ONNX Runtime loop, same two graphs and session settings (floor)",
-    "ort-spin": "Python ONNX Runtime loop, same two graphs, ONNX Runtime's default (spinning) pools",
+    "ort-spin": "Python ONNX Runtime loop, same two graphs, ONNX Runtime's default pools (workers spin on after a run)",
     "ort-pre": "Python ONNX Runtime loop + PIL transform from 1080p RGB",
     "torch": "PyTorch per-frame loop (prompt through the backbone every frame)",
 }
@@ -197,7 +197,8 @@ def markdown(res: Json) -> str:
         f"{info['model']['source']})",
         f"- Threads: {info['threads']} ONNX Runtime intra-op threads for every model loop "
         "(`threads` property, `intra_op_num_threads`, `torch.set_num_threads`); ONNX Runtime sessions "
-        "with intra-op spinning off, as the element builds them, except in the row that says otherwise; "
+        "whose workers spin within a run and stop when it returns (`session.force_spinning_stop`), as the "
+        "element builds them, except in the row that says otherwise; "
         "pre-processing and "
         "post-processing run on the streaming thread.",
         f"- PyTorch weights: {loops['torch'].get('weights', 'n/a')}",

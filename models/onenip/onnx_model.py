@@ -47,8 +47,10 @@ class OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        # As the element: spinning idle workers of one graph's pool slow down the next graph.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # As the element: workers spin within a run and stop when it returns, so that one
+        # graph's pool does not take the cores from the next graph.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
         files = {g: self.meta.get("graphs", {}).get(g, {}).get("file", f"{g}.onnx")
                  for g in ("prompt", "reconstructor", "refiner")}
         self.sess = {
